@@ -1,0 +1,197 @@
+"""The ``faxflow`` command line: validate, plan, run, job, collect, report, schema, docs, version."""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from faxflow import __version__
+from faxflow.errors import FaxflowError
+
+
+def _plan_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="campaign YAML file")
+    parser.add_argument("--run-id", default="manual", help="run identifier (salts seeds with seed_policy per_run)")
+    parser.add_argument("--output-root", help="where outputs go (default: the config's output_root)")
+    parser.add_argument("--variants", help="comma-separated subset of variants")
+    parser.add_argument("--number-job", type=int, help="override productions per variant")
+    parser.add_argument("--events", type=int, help="override events per production")
+
+
+def _make_plan(args):
+    from faxflow.config import load_campaign
+    from faxflow.plan import make_plan
+
+    for option in ("number_job", "events"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            raise FaxflowError(f"--{option.replace('_', '-')} must be ≥ 1")
+    return make_plan(load_campaign(args.config), run_id=args.run_id, output_root=args.output_root,
+                     variants=args.variants.split(",") if args.variants else None,
+                     number_job=args.number_job, events=args.events)
+
+
+def cmd_validate(args) -> int:
+    from faxflow.config import load_campaign
+    from faxflow.errors import ConfigError
+
+    problems = []
+    for path in args.configs:
+        try:
+            campaign = load_campaign(path)
+            print(f"{path}: ok ({len(campaign.variants)} variants)")
+        except ConfigError as error:
+            problems.extend(error.problems)
+    for line in problems:
+        print(line, file=sys.stderr)
+    return 2 if problems else 0
+
+
+def cmd_plan(args) -> int:
+    from faxflow.plan import format_dry_run, write_manifest
+
+    plan = _make_plan(args)
+    print(format_dry_run(plan))
+    if not args.dry_run:
+        directory = Path(args.manifest_dir or Path(plan.output_root) / plan.campaign / "manifests")
+        print(f"manifest: {write_manifest(plan, directory)}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from faxflow.local import run_local
+
+    return run_local(_make_plan(args), jobs=args.jobs or os.cpu_count() or 1, force=args.force)
+
+
+def cmd_job(args) -> int:
+    from faxflow.pipeline import run_group, summary_line
+    from faxflow.plan import load_manifest
+
+    summary = run_group(load_manifest(args.manifest), args.group, args.output_root, force=args.force)
+    print(summary_line(summary), flush=True)
+    return summary["exit_code"]
+
+
+def cmd_collect(args) -> int:
+    from faxflow.collect import collect_variant
+    from faxflow.plan import load_manifest
+
+    summary = collect_variant(load_manifest(args.manifest), args.variant, args.output_root, args.min_fraction)
+    print(json.dumps({k: v for k, v in summary.items() if k != "per_production"}, sort_keys=True))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from faxflow.plan import load_manifest
+    from faxflow.report import write_report
+
+    print(write_report(load_manifest(args.manifest), args.output_root))
+    return 0
+
+
+def cmd_check_manifest(args) -> int:
+    from faxflow.plan import load_manifest
+
+    plan = load_manifest(args.manifest)
+    print(f"ok: manifest of campaign {plan.campaign}, faxflow {plan.faxflow_version}")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from faxflow.config import campaign_json_schema
+
+    print(json.dumps(campaign_json_schema(), indent=1, sort_keys=True))
+    return 0
+
+
+def cmd_docs(args) -> int:
+    from faxflow.docs import render_configuration_reference
+
+    text = render_configuration_reference()
+    target = Path(args.output)
+    if args.check:
+        if not target.exists() or target.read_text() != text:
+            print(f"{target} is out of date; run: faxflow docs", file=sys.stderr)
+            return 1
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    print(target)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faxflow", description="XENON1T waveform-simulation campaigns")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    validate = commands.add_parser("validate", help="check campaign files")
+    validate.add_argument("configs", nargs="+")
+    validate.set_defaults(func=cmd_validate)
+
+    plan = commands.add_parser("plan", help="expand a campaign into a manifest")
+    _plan_arguments(plan)
+    plan.add_argument("--dry-run", action="store_true", help="print the table, write nothing")
+    plan.add_argument("--manifest-dir", help="where to write the manifest")
+    plan.set_defaults(func=cmd_plan)
+
+    run = commands.add_parser("run", help="run a whole campaign on this machine")
+    _plan_arguments(run)
+    run.add_argument("-j", "--jobs", type=int, help="parallel groups (default: number of cores)")
+    run.add_argument("--force", action="store_true", help="redo steps even if their done records are valid")
+    run.set_defaults(func=cmd_run)
+
+    job = commands.add_parser("job", help="run one group of a manifest (what a Slurm job runs)")
+    job.add_argument("--manifest", required=True)
+    job.add_argument("--group", type=int, required=True)
+    job.add_argument("--output-root", help="override the manifest's output root")
+    job.add_argument("--force", action="store_true")
+    job.set_defaults(func=cmd_job)
+
+    collect = commands.add_parser("collect", help="verify and merge one variant's outputs")
+    collect.add_argument("--manifest", required=True)
+    collect.add_argument("--variant", required=True)
+    collect.add_argument("--output-root")
+    collect.add_argument("--min-fraction", type=float, default=1.0, help="productions that must be complete")
+    collect.set_defaults(func=cmd_collect)
+
+    report = commands.add_parser("report", help="write the campaign QA report")
+    report.add_argument("--manifest", required=True)
+    report.add_argument("--output-root")
+    report.set_defaults(func=cmd_report)
+
+    check = commands.add_parser("check-manifest", help="exit 0 if this faxflow can run the manifest")
+    check.add_argument("manifest")
+    check.set_defaults(func=cmd_check_manifest)
+
+    commands.add_parser("schema", help="print the campaign JSON schema").set_defaults(func=cmd_schema)
+    docs = commands.add_parser("docs", help="write the configuration reference from the schema")
+    docs.add_argument("--output", default="docs/configuration.md")
+    docs.add_argument("--check", action="store_true", help="fail if the file is out of date")
+    docs.set_defaults(func=cmd_docs)
+    commands.add_parser("version", help="print the faxflow version").set_defaults(
+        func=lambda args: print(__version__) or 0)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FaxflowError as error:
+        print(f"faxflow: {error.kind} error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("faxflow: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - one line for users, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"faxflow: unexpected {type(error).__name__}: {error} (re-run with --debug for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,547 @@
+"""Campaign files: YAML → validated pydantic models → one resolved settings dict per variant.
+
+A campaign file holds default production settings, a list of named ``variants`` (each a set of
+overrides) and/or a ``matrix`` (cartesian product over listed keys). Every problem found is
+reported as one line naming the file, the key path and the allowed values; nothing is
+accepted silently.
+"""
+
+import copy
+import itertools
+import re
+import string
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+
+from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
+from faxflow.errors import ConfigError
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+SAFE_NAME_HELP = "1-64 characters from [A-Za-z0-9_.-], not starting with '.' or '-'"
+
+#: TPC length and radius (cm) bounding any fiducial volume, per detector.
+TPC_SIZE_CM = {"XENON1T": {"length": 96.9, "radius": 47.9}, "XENON100": {"length": 30.5, "radius": 15.3}}
+#: The fiducial volumes the 2017 scripts used.
+DEFAULT_FIDUCIAL_VOLUME = {
+    "XENON1T": {"r_max_cm": 36.94, "depth_min_cm": 9.0, "depth_max_cm": 92.9},
+    "XENON100": {"r_max_cm": 200 ** 0.5, "depth_min_cm": 0.0, "depth_max_cm": 29.6},
+}
+#: Keys that belong to the campaign as a whole and cannot differ between variants.
+CAMPAIGN_ONLY_KEYS = ("name", "description", "variants", "matrix", "seed_policy", "seed", "schedule", "output_root")
+
+
+def check_safe_name(value: str) -> str:
+    if not isinstance(value, str) or not SAFE_NAME.match(value):
+        raise ValueError(f"{value!r} is not a safe name ({SAFE_NAME_HELP})")
+    return value
+
+
+SafeName = Annotated[str, Field(description=SAFE_NAME_HELP)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class CountRange(StrictModel):
+    """An integer-uniform range [low, high), like the 2017 ``randint`` draws."""
+
+    low: int = Field(ge=0)
+    high: int = Field(ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def from_pair(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2:
+                raise ValueError("expected [low, high]")
+            return {"low": value[0], "high": value[1]}
+        return value
+
+    @model_validator(mode="after")
+    def ordered(self) -> "CountRange":
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be < high ({self.high})")
+        return self
+
+
+class UniformSource(StrictModel):
+    """Fake events at uniformly random positions in the fiducial volume (the 2017 CreateFake)."""
+
+    source: Literal["uniform"] = "uniform"
+
+
+class TableSource(StrictModel):
+    """Instructions from a real-data table with columns event_number, x, y, z, cs1, cs2."""
+
+    source: Literal["table"]
+    path: str = Field(description="CSV, Parquet or hax minitree ROOT file; relative paths are relative to the campaign file")
+    format: Literal["auto", "csv", "parquet", "root", "pickle"] = "auto"
+    tree: str = Field("Basics", description="TTree name for ROOT input")
+    allow_pickle: bool = Field(False, description="pickle input runs arbitrary code; it must be allowed explicitly")
+    g1_pe_per_photon: float = Field(0.12, gt=0, description="s1_photons = round(cs1 / g1)")
+    g2_pe_per_electron: float = Field(23.0, gt=0, description="s2_electrons = round(cs2 / g2)")
+
+
+class NestSource(StrictModel):
+    """Photons and electrons from NEST yields for a flat or line energy spectrum."""
+
+    source: Literal["nest"]
+    spectrum: Literal["flat", "line"] = "flat"
+    energy_range_kev: Optional[tuple[float, float]] = Field(None, description="[low, high] keV for a flat spectrum")
+    energy_kev: Optional[float] = Field(None, gt=0, description="line energy in keV")
+    drift_field_v_per_cm: float = Field(120.0, gt=0)
+    density_g_per_cm3: float = Field(2.862, gt=0)
+
+    @model_validator(mode="after")
+    def spectrum_needs_energy(self) -> "NestSource":
+        if self.spectrum == "flat":
+            if self.energy_range_kev is None:
+                raise ValueError("spectrum 'flat' needs energy_range_kev: [low, high]")
+            low, high = self.energy_range_kev
+            if not 0 < low < high:
+                raise ValueError(f"energy_range_kev must satisfy 0 < low < high, got [{low}, {high}]")
+        elif self.energy_kev is None:
+            raise ValueError("spectrum 'line' needs energy_kev")
+        return self
+
+
+InstructionSource = Annotated[Union[UniformSource, TableSource, NestSource], Field(discriminator="source")]
+
+
+class FiducialVolume(StrictModel):
+    r_max_cm: float = Field(gt=0)
+    depth_min_cm: float = Field(ge=0, description="cm below the gate")
+    depth_max_cm: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def ordered(self) -> "FiducialVolume":
+        if self.depth_min_cm >= self.depth_max_cm:
+            raise ValueError(f"depth_min_cm ({self.depth_min_cm}) must be < depth_max_cm ({self.depth_max_cm})")
+        return self
+
+
+class PaxOptions(StrictModel):
+    """How the ``pax`` engine runs paxer/hax on the cluster (never installed by faxflow)."""
+
+    conda_env: str = Field("pax_v6.8.0", description="conda env name or absolute path")
+    conda_activate: str = Field("source activate", description="command that activates conda_env")
+    config_names: list[SafeName] = Field(default_factory=lambda: ["XENON1T", "SR1_parameters"])
+    config_string: str = Field("", description="extra paxer --config_string")
+    personalize_config: bool = False
+    timeout_seconds: int = Field(1800, gt=0, description="per paxer call")
+
+    @field_validator("config_names")
+    @classmethod
+    def safe_config_names(cls, names: list[str]) -> list[str]:
+        return [check_safe_name(name) for name in names]
+
+    @field_validator("conda_env")
+    @classmethod
+    def safe_env(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9_./-]+$", value) or ".." in value.split("/"):
+            raise ValueError(f"{value!r} must be an env name or absolute path from [A-Za-z0-9_./-] without '..'")
+        return value
+
+    @field_validator("config_string", "conda_activate")
+    @classmethod
+    def single_line(cls, value: str) -> str:
+        if "\n" in value or "\0" in value:
+            raise ValueError("must be a single line")
+        return value
+
+
+class ClusterSettings(StrictModel):
+    """Where and how groups of productions run."""
+
+    backend: Literal["local", "slurm"] = "local"
+    ssh_conn_id: SafeName = Field("faxflow_cluster", description="Airflow connection id of the cluster login node")
+    partition: Optional[SafeName] = None
+    qos: Optional[SafeName] = None
+    account: Optional[SafeName] = None
+    mem_per_cpu_mb: int = Field(3000, gt=0)
+    time_limit_minutes: int = Field(60, gt=0)
+    productions_per_job: int = Field(1, gt=0, description="productions run one after another in one Slurm job")
+    max_concurrent_jobs: int = Field(50, gt=0, description="size of the Airflow pool capping jobs in flight")
+    pool: SafeName = "faxflow_slurm"
+    remote_root: str = Field("/tmp/faxflow", description="absolute directory on the cluster for manifests, outputs, logs")
+    python_env: Optional[str] = Field(None, description="venv or conda env directory on the cluster holding faxflow")
+    env_setup: list[str] = Field(default_factory=list, description="shell lines run before faxflow, e.g. 'module load python/3.11'")
+    install_faxflow: bool = Field(False, description="let prepare install this exact faxflow version under remote_root")
+    poll_interval_seconds: float = Field(30.0, gt=0)
+    retries: int = Field(2, ge=0)
+    retry_delay_seconds: float = Field(60.0, ge=0)
+    max_time_limit_minutes: int = Field(720, gt=0)
+    max_mem_per_cpu_mb: int = Field(16000, gt=0)
+
+    @field_validator("partition", "qos", "account", "ssh_conn_id", "pool")
+    @classmethod
+    def safe(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else check_safe_name(value)
+
+    @field_validator("remote_root", "python_env")
+    @classmethod
+    def absolute_path(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
+        if not re.match(r"^/[A-Za-z0-9_./-]*$", value) or ".." in value.split("/"):
+            raise ValueError(f"{value!r} must be an absolute path from [A-Za-z0-9_./-] without '..'")
+        return value
+
+    @field_validator("env_setup")
+    @classmethod
+    def single_lines(cls, lines: list[str]) -> list[str]:
+        for line in lines:
+            if "\n" in line or "\r" in line or "\0" in line:
+                raise ValueError(f"setup line {line!r} must be a single line")
+        return lines
+
+
+def _optional_copy(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """The same fields as ``model``, all optional: a set of overrides."""
+    fields = {}
+    for field_name, info in model.model_fields.items():
+        override = copy.copy(info)
+        override.default = None
+        fields[field_name] = (Optional[info.annotation], override)
+    return create_model(name, __config__=ConfigDict(extra="forbid"), __doc__=model.__doc__, **fields)
+
+
+PhysicsOverrides = _optional_copy(PhysicsParameters, "PhysicsOverrides")
+ProcessingOverrides = _optional_copy(ProcessingParameters, "ProcessingOverrides")
+
+
+class ProductionSettings(StrictModel):
+    """Everything a variant may set. The campaign file's top level holds the defaults."""
+
+    detector: Literal["XENON1T", "XENON100"] = "XENON1T"
+    engine: Literal["builtin", "pax"] = "builtin"
+    number_job: int = Field(20, gt=0, description="productions per variant")
+    number_event_per_job: int = Field(100, gt=0, description="events per production")
+    production_id_format: str = Field("{name}_{index:06}", description="fields: name (variant), index")
+    pmt_afterpulse: bool = True
+    s2_afterpulse: bool = True
+    photon_number: CountRange = Field(default_factory=lambda: CountRange(low=50, high=100))
+    electron_number: CountRange = Field(default_factory=lambda: CountRange(low=10, high=100))
+    correlated: Union[bool, Literal["S1", "S2"]] = Field(True, description="true, false, S1 (S1 only) or S2 (S2 only)")
+    recoil_type: Literal["ER", "NR", "alpha", "LED"] = "ER"
+    interaction_time_ns: float = Field(1000.0, ge=0, description="instruction t of every interaction")
+    instructions: InstructionSource = Field(default_factory=UniformSource)
+    fiducial_volume: Optional[FiducialVolume] = Field(None, description="default: the detector's 2017 fiducial volume")
+    physics: PhysicsOverrides = Field(default_factory=PhysicsOverrides, description="builtin engine simulation overrides")
+    processing: ProcessingOverrides = Field(default_factory=ProcessingOverrides,
+                                            description="builtin engine reconstruction overrides")
+    pax: PaxOptions = Field(default_factory=PaxOptions)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+
+    @field_validator("correlated", mode="before")
+    @classmethod
+    def strict_correlated(cls, value: Any) -> Any:
+        if value not in (True, False, "S1", "S2") or isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(f"{value!r} is not one of true, false, 'S1', 'S2'")
+        return value
+
+    @field_validator("production_id_format")
+    @classmethod
+    def safe_id_format(cls, value: str) -> str:
+        try:
+            fields = [field for _, field, _, _ in string.Formatter().parse(value) if field is not None]
+        except ValueError as error:
+            raise ValueError(f"bad format string {value!r}: {error}") from None
+        unknown = [field for field in fields if field not in ("name", "index")]
+        if unknown or "index" not in fields:
+            raise ValueError(f"{value!r} must use {{index}} and only the fields name, index")
+        check_safe_name(value.format(name="variant", index=0))
+        return value
+
+    @model_validator(mode="after")
+    def detector_geometry(self) -> "ProductionSettings":
+        if self.fiducial_volume is None:
+            self.fiducial_volume = FiducialVolume(**DEFAULT_FIDUCIAL_VOLUME[self.detector])
+        return self
+
+
+class CampaignFile(ProductionSettings):
+    """The top level of a campaign YAML: defaults plus campaign-wide keys."""
+
+    name: SafeName
+    description: str = ""
+    seed_policy: Literal["fixed", "per_run"] = Field(
+        "fixed", description="fixed: same config → same output; per_run: seeds salted with the Airflow run id")
+    seed: int = Field(0, ge=0, description="campaign base seed")
+    schedule: Optional[str] = Field(None, description="cron expression or preset (e.g. '0 2 * * *', '@daily')")
+    output_root: str = Field("runs", description="local output directory (relative to the working directory)")
+    variants: list[dict[str, Any]] = Field(default_factory=list, description="named overrides: {name: ..., key: value}")
+    matrix: dict[str, list[Any]] = Field(default_factory=dict,
+                                         description="dotted key → list of values; every combination becomes a variant")
+
+    @field_validator("name")
+    @classmethod
+    def safe_campaign_name(cls, value: str) -> str:
+        return check_safe_name(value)
+
+    @field_validator("schedule")
+    @classmethod
+    def valid_cron(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
+        from croniter import croniter
+
+        presets = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"}
+        if value not in presets and not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a cron expression (e.g. '0 2 * * *') or one of {sorted(presets)}")
+        return value
+
+
+class ResolvedVariant(BaseModel):
+    """One variant with every setting filled in; ``settings`` is what gets hashed and run."""
+
+    name: str
+    settings: dict[str, Any]
+
+
+class Campaign(BaseModel):
+    """A validated campaign: campaign-wide keys plus its resolved variants."""
+
+    path: str
+    name: str
+    description: str
+    seed_policy: str
+    seed: int
+    schedule: Optional[str]
+    output_root: str
+    cluster: ClusterSettings
+    variants: list[ResolvedVariant]
+
+    def resolved_variants(self) -> list[ResolvedVariant]:
+        return self.variants
+
+    def variant(self, name: str) -> ResolvedVariant:
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        raise KeyError(name)
+
+
+def campaign_json_schema() -> dict:
+    """The JSON schema of a campaign file (documentation and Airflow trigger forms)."""
+    return CampaignFile.model_json_schema()
+
+
+def load_campaign(path: Union[str, Path]) -> Campaign:
+    """Read, validate and resolve a campaign file; raises :class:`ConfigError` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot read: {error.strerror}"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{path}: YAML syntax error{where}: {getattr(error, 'problem', error)}"]) from None
+    return campaign_from_dict(raw, source=str(path))
+
+
+def campaign_from_dict(raw: Any, source: str = "<campaign>") -> Campaign:
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{source}: the file must hold a mapping of keys (name, variants, ...), "
+                           f"got {type(raw).__name__}"])
+    problems: list[str] = []
+    top = None
+    try:
+        top = CampaignFile.model_validate(raw)
+        problems.extend(_semantic_problems(top))
+    except ValidationError as error:
+        problems.extend(_describe(error, CampaignFile))
+    reported_keys = {line.split(":", 1)[0] for line in problems}
+
+    defaults = {key: value for key, value in raw.items() if key not in CAMPAIGN_ONLY_KEYS}
+    variants = []
+    for name, overrides, where in _expand_variants(raw, problems):
+        try:
+            settings = ProductionSettings.model_validate(_merge(defaults, overrides))
+            variant_problems = _semantic_problems(settings)
+        except ValidationError as error:
+            variant_problems = _describe(error, ProductionSettings)
+        problems.extend(where + line for line in variant_problems if line.split(":", 1)[0] not in reported_keys)
+        if not variant_problems:
+            variants.append(ResolvedVariant(name=name, settings=_resolve(settings)))
+    if problems or top is None:
+        raise ConfigError([f"{source}: {line}" for line in dict.fromkeys(problems)])
+    return Campaign(path=source, name=top.name, description=top.description, seed_policy=top.seed_policy,
+                    seed=top.seed, schedule=top.schedule, output_root=top.output_root, cluster=top.cluster,
+                    variants=variants)
+
+
+def _expand_variants(raw: dict, problems: list[str]):
+    """Yield (name, overrides, key path) for every variant of the list × matrix product."""
+    listed: list[tuple[str, dict, str]] = []
+    entries = raw.get("variants") or []
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        where = f"variants[{index}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: must be a mapping with a name and overrides")
+            continue
+        entry = dict(entry)
+        name = entry.pop("name", None)
+        if name is None:
+            problems.append(f"{where}.name: missing (every listed variant needs a name; {SAFE_NAME_HELP})")
+            continue
+        bad_keys = sorted(set(entry) & set(CAMPAIGN_ONLY_KEYS))
+        if bad_keys:
+            problems.append(f"{where}: {', '.join(bad_keys)} can only be set for the whole campaign")
+            continue
+        if not isinstance(name, str) or not SAFE_NAME.match(name):
+            problems.append(f"{where}.name: {name!r} is not a safe name ({SAFE_NAME_HELP})")
+            continue
+        listed.append((name, entry, f"{where}."))
+    if not entries:
+        listed.append(("default", {}, ""))
+
+    matrix = raw.get("matrix") or {}
+    axes = []
+    seen: set[str] = set()
+    for key, values in (matrix.items() if isinstance(matrix, dict) else []):
+        first = str(key).split(".")[0]
+        if first not in ProductionSettings.model_fields:
+            problems.append(f"matrix.{key}: unknown key {first!r} (allowed: {', '.join(ProductionSettings.model_fields)})")
+            return
+        if not isinstance(values, list) or not values:
+            problems.append(f"matrix.{key}: needs a list of at least one value")
+            return
+        axes.append([(key, value) for value in values])
+    for base_name, base, where in listed:
+        for point in itertools.product(*axes) if axes else [()]:
+            overrides = copy.deepcopy(base)
+            for key, value in point:
+                _set_dotted(overrides, key, value)
+            label = "_".join(f"{key.split('.')[-1]}-{_label(value)}" for key, value in point)
+            name = (label if not entries else f"{base_name}_{label}") if point else base_name
+            if not SAFE_NAME.match(name):
+                problems.append(f"matrix: generated variant name {name!r} is not safe ({SAFE_NAME_HELP}); "
+                                "use shorter keys or plainer values")
+                continue
+            if name in seen:
+                problems.append(f"variants: duplicate variant name {name!r} (names must be unique)")
+                continue
+            seen.add(name)
+            yield name, overrides, f"{where}matrix[{name}]." if point else where
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "-".join(_label(item) for item in value)
+    if isinstance(value, dict):
+        return "-".join(f"{key}{_label(item)}" for key, item in value.items())
+    return re.sub(r"[^A-Za-z0-9_.-]", "", str(value))
+
+
+def _set_dotted(target: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        target = target.setdefault(key, {})
+    target[leaf] = value
+
+
+def _merge(defaults: dict, overrides: dict) -> dict:
+    merged = copy.deepcopy(defaults)
+    for key, value in overrides.items():
+        replaces_source = key == "instructions" and isinstance(value, dict) and "source" in value
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and not replaces_source:
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _semantic_problems(settings: ProductionSettings) -> list[str]:
+    try:
+        physics = _resolved_physics(settings)
+    except ValidationError as error:
+        return _describe(error, PhysicsParameters, prefix="physics.")
+    problems = []
+    tpc = dict(TPC_SIZE_CM[settings.detector])
+    if settings.detector == "XENON1T":
+        tpc = {"length": physics.tpc_length_cm, "radius": physics.tpc_radius_cm}
+    fv = settings.fiducial_volume
+    if fv.depth_max_cm > tpc["length"]:
+        problems.append(f"fiducial_volume.depth_max_cm: {fv.depth_max_cm} cm is beyond the {settings.detector} TPC "
+                        f"(allowed: ≤ {tpc['length']} cm below the gate)")
+    if fv.r_max_cm > tpc["radius"]:
+        problems.append(f"fiducial_volume.r_max_cm: {fv.r_max_cm} cm is outside the {settings.detector} TPC "
+                        f"(allowed: ≤ {tpc['radius']} cm)")
+    if settings.engine == "builtin" and settings.detector != "XENON1T":
+        problems.append(f"detector: the builtin engine simulates XENON1T only (allowed with engine builtin: XENON1T; "
+                        f"use engine: pax for {settings.detector})")
+    if settings.engine == "pax" and settings.cluster.backend != "slurm":
+        problems.append("engine: pax runs only on the cluster (allowed with cluster.backend local: engine builtin)")
+    return problems
+
+
+def _resolved_physics(settings: ProductionSettings) -> PhysicsParameters:
+    overrides = settings.physics.model_dump(exclude_none=True)
+    return PhysicsParameters.for_period(overrides.pop("period", "SR1"), **overrides)
+
+
+def _resolve(settings: ProductionSettings) -> dict:
+    """The full settings dict of a variant, with every physics/processing number filled in."""
+    resolved = settings.model_dump(mode="json")
+    physics = _resolved_physics(settings)
+    processing_overrides = settings.processing.model_dump(exclude_none=True)
+    resolved["physics"] = physics.model_dump(mode="json")
+    resolved["processing"] = ProcessingParameters.for_period(physics.period, **processing_overrides).model_dump(mode="json")
+    return resolved
+
+
+def _describe(error: ValidationError, model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Turn pydantic errors into 'key.path: message (allowed: …)' lines."""
+    lines = []
+    for item in error.errors():
+        loc = [part for part in item["loc"] if part not in ("uniform", "table", "nest")]
+        key = prefix + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(model, loc[:-1])
+            message = f"unknown key (allowed: {', '.join(allowed)})" if allowed else "unknown key"
+        elif kind == "missing":
+            message = "required key is missing"
+        elif kind == "union_tag_invalid":
+            message = f"unknown source {item['input'].get('source')!r} (allowed: uniform, table, nest)"
+        elif kind == "union_tag_not_found":
+            message = "needs 'source' (allowed: uniform, table, nest)"
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            if "input" in item and not isinstance(item["input"], dict) and "got " not in message:
+                message += f" (got {item['input']!r})"
+        lines.append(f"{key.rstrip('.') or '<top level>'}: {message}")
+    return lines
+
+
+def _allowed_keys(model: type[BaseModel], loc: list) -> list[str]:
+    """The field names of the (nested) model at ``loc``, for 'unknown key' messages."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        field = current.model_fields.get(part) if hasattr(current, "model_fields") else None
+        if field is None:
+            return []
+        current = _model_of(field.annotation)
+    return list(current.model_fields) if current is not None and hasattr(current, "model_fields") else []
+
+
+def _model_of(annotation: Any) -> Optional[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None

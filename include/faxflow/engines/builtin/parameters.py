@@ -1,0 +1,130 @@
+"""Numbers of the XENON1T detector used by the builtin engine, with their units in the names.
+
+Values follow pax's XENON1T configuration (domain-reference §3, §5). ``SR1`` is the default
+period; ``SR0`` differs in drift velocity, diffusion, lifetime and S2 top fraction. Every
+field can be overridden from a campaign's ``physics:`` (simulation) or ``processing:``
+(reconstruction) section, so a sweep over diffusion or a deliberate mis-calibration is just a
+variant.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Period = Literal["SR0", "SR1"]
+
+
+class PhysicsParameters(BaseModel):
+    """What the simulator needs. Units are in the field names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    period: Period = "SR1"
+
+    # geometry
+    tpc_length_cm: float = Field(96.9, gt=0)
+    tpc_radius_cm: float = Field(47.9, gt=0)
+    gate_to_anode_cm: float = Field(0.5, gt=0)
+    gas_gap_cm: float = Field(0.266, gt=0, description="liquid surface to anode")
+    anode_wire_radius_cm: float = Field(0.01175, gt=0)
+    anode_field_domination_cm: float = Field(0.036, gt=0)
+    anode_voltage_kv: float = Field(4.0, gt=0)
+    lxe_dielectric_constant: float = Field(1.874, gt=0)
+    gas_pressure_bar: float = Field(1.94, gt=0)
+    gas_temperature_k: float = Field(177.45, gt=0)
+    gas_drift_velocity_slope_mm_per_us_per_td: float = Field(0.54, gt=0)
+
+    # drift
+    drift_velocity_um_per_ns: float = Field(1.335, gt=0)
+    drift_time_gate_us: float = Field(1.7, ge=0)
+    electron_lifetime_us: float = Field(550.0, gt=0)
+    diffusion_constant_cm2_per_s: float = Field(29.35, ge=0)
+    electron_trapping_time_ns: float = Field(140.0, ge=0)
+    electron_extraction_yield: float = Field(1.0, ge=0, le=1)
+    field_distortion: bool = Field(True, description="apply the inward r shift of the S2 position")
+
+    # S1
+    s1_detection_efficiency: float = Field(0.12, gt=0, le=1)
+    s1_decay_time_ns: float = Field(44.77, gt=0)
+    alpha_singlet_fraction: float = Field(0.737, ge=0, le=1)
+    singlet_lifetime_liquid_ns: float = Field(3.1, gt=0)
+    triplet_lifetime_liquid_ns: float = Field(24.0, gt=0)
+    led_pulse_length_ns: float = Field(100.0, gt=0)
+
+    # S2
+    s2_secondary_sc_gain_photons_per_electron: float = Field(21.3, ge=0)
+    s2_mean_area_fraction_top: float = Field(0.627, ge=0, le=1)
+    s2_pattern_height_cm: float = Field(7.0, gt=0, description="effective height h of the (1+d²/h²)^-3/2 top pattern")
+    singlet_fraction_gas: float = Field(0.035, ge=0, le=1)
+    singlet_lifetime_gas_ns: float = Field(5.88, gt=0)
+    triplet_lifetime_gas_ns: float = Field(119.5, gt=0)
+
+    # photo-ionisation (S2 afterpulses)
+    pi_volume_probability: float = Field(1.3e-2, ge=0, le=1)
+    pi_volume_max_delay_us: float = Field(700.0, gt=0)
+    pi_gate_probability: float = Field(1.4e-3, ge=0, le=1)
+    pi_gate_delay_mean_us: float = Field(1.37, ge=0)
+    pi_gate_delay_sigma_us: float = Field(0.15, ge=0)
+
+    # PMTs
+    pmt_transit_time_mean_ns: float = Field(46.0, ge=0)
+    pmt_transit_time_spread_ns: float = Field(13.6, ge=0)
+    double_pe_probability: float = Field(0.15, ge=0, le=1)
+    pmt_afterpulse_scale: float = Field(1.0, ge=0, description="multiplies every per-PMT afterpulse probability")
+    spe_relative_width: float = Field(0.41, ge=0, description="sigma/mean of the single-PE area spectrum")
+
+    # digitiser, noise, ZLE
+    sample_duration_ns: float = Field(10.0, gt=0)
+    event_padding_ns: float = Field(5000.0, ge=0)
+    digitizer_baseline_adc: int = Field(16000, ge=0, le=16383)
+    adc_per_electron_per_ns: float = Field(5.833e-4, gt=0, description="50 Ohm x10 amplifier, 2.25 V / 2^14")
+    noise_rms_adc: float = Field(2.25, ge=0)
+    zle_threshold_adc: int = Field(15, ge=0)
+    zle_padding_samples: int = Field(50, ge=0)
+    noise_pulse_rate_per_channel_hz: float = Field(
+        700.0, ge=0, description="rate of noise-only ZLE pulses (real-noise tails, domain-reference §3.5.8)")
+
+    @classmethod
+    def for_period(cls, period: Period = "SR1", **overrides) -> "PhysicsParameters":
+        return cls(**{**PERIOD_PHYSICS[period], "period": period, **overrides})
+
+
+class ProcessingParameters(BaseModel):
+    """What reconstruction needs. May differ from the simulation's values on purpose."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    baseline_samples: int = Field(47, gt=0)
+    hit_threshold_sigma: float = Field(6.0, ge=0)
+    hit_threshold_min_adc: float = Field(15.0, ge=0)
+    hit_extension_left_samples: int = Field(3, ge=0)
+    hit_extension_right_samples: int = Field(20, ge=0)
+    s1_cluster_gap_ns: float = Field(350.0, gt=0)
+    s2_cluster_gap_ns: float = Field(3500.0, gt=0)
+    s1_max_rise_time_ns: float = Field(70.0, gt=0)
+    s1_max_width_90p_ns: float = Field(300.0, gt=0)
+    s1_min_tight_coincidence: int = Field(2, ge=1)
+    tight_coincidence_window_ns: float = Field(50.0, ge=0)
+    s2_min_channels: int = Field(4, ge=1)
+    s2_pairing_threshold_pe: float = Field(70.0, ge=0)
+    pair_n_s1s: int = Field(3, ge=1)
+    pair_n_s2s: int = Field(5, ge=1)
+    drift_velocity_um_per_ns: float = Field(1.335, gt=0)
+    drift_time_gate_us: float = Field(1.7, ge=0)
+    electron_lifetime_us: float = Field(550.0, gt=0)
+    run_number: int = Field(10000, ge=0, description="MC run number written to the minitrees (hax used 10000 for SR1 MC)")
+
+    @classmethod
+    def for_period(cls, period: Period = "SR1", **overrides) -> "ProcessingParameters":
+        return cls(**{**PERIOD_PROCESSING[period], **overrides})
+
+
+PERIOD_PHYSICS: dict[str, dict] = {
+    "SR1": {},
+    "SR0": {"drift_velocity_um_per_ns": 1.44, "diffusion_constant_cm2_per_s": 22.8,
+            "electron_lifetime_us": 450.0, "s2_mean_area_fraction_top": 0.680},
+}
+PERIOD_PROCESSING: dict[str, dict] = {
+    "SR1": {},
+    "SR0": {"drift_velocity_um_per_ns": 1.44, "electron_lifetime_us": 450.0, "run_number": 5000},
+}

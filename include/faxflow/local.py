@@ -1,0 +1,79 @@
+"""``faxflow run``: every group of a campaign on this machine, in parallel, with live progress."""
+
+import multiprocessing
+import queue
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from faxflow.collect import collect_variant
+from faxflow.pipeline import run_group
+from faxflow.plan import Plan, load_manifest, write_manifest
+from faxflow.report import write_report
+
+
+def _group_worker(manifest: str, group_index: int, output_root: str, force: bool, events: "queue.Queue") -> dict:
+    plan = load_manifest(manifest)
+    return run_group(plan, group_index, Path(output_root), force=force,
+                     echo=lambda line: events.put(("line", line)),
+                     on_production=lambda result: events.put(("production", result.status, result.events or 0)))
+
+
+def run_local(plan: Plan, *, jobs: int, force: bool = False, console: Console | None = None) -> int:
+    """Run ``plan`` with ``jobs`` worker processes; collect, report and return an exit code."""
+    console = console or Console()
+    root = Path(plan.output_root)
+    manifest = write_manifest(plan, root / plan.campaign / "manifests")
+    console.print(f"manifest [bold]{manifest}[/]")
+    total = sum(len(group.production_ids) for group in plan.groups)
+    context = multiprocessing.get_context("spawn")
+    summaries, failed, events_done = [], 0, 0
+    started = time.perf_counter()
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("failed {task.fields[failed]}  {task.fields[rate]:.0f} events/s"), TimeRemainingColumn())
+    with context.Manager() as manager, Progress(*columns, console=console) as progress:
+        events = manager.Queue()
+        task = progress.add_task("productions", total=total, failed=0, rate=0.0)
+        executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+        try:
+            pending = {executor.submit(_group_worker, str(manifest), group.index, str(root), force, events)
+                       for group in plan.groups}
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                summaries.extend(future.result() for future in done)
+                while True:
+                    try:
+                        message = events.get_nowait()
+                    except queue.Empty:
+                        break
+                    if message[0] == "line":
+                        progress.console.print(message[1], highlight=False)
+                        continue
+                    failed += message[1] != "ok"
+                    events_done += message[2]
+                    rate = events_done / max(time.perf_counter() - started, 1e-9)
+                    progress.update(task, advance=1, failed=failed, rate=rate)
+        except KeyboardInterrupt:
+            executor.shutdown(wait=False, cancel_futures=True)
+            console.print("[yellow]Interrupted.[/] Finished steps are kept; run the same command again to resume.")
+            return 130
+        executor.shutdown()
+
+    table = Table(title=f"campaign {plan.campaign} ({time.perf_counter() - started:.1f} s)")
+    for column in ("variant", "productions ok", "events", "merged table"):
+        table.add_column(column)
+    for variant in plan.variants:
+        summary = collect_variant(plan, variant.name, root, min_success_fraction=0.0)
+        table.add_row(variant.name, f"{summary['productions_ok']} / {summary['productions']}",
+                      f"{summary['events_out']} / {summary['events_in']}", str(summary["merged"]))
+    console.print(table)
+    console.print(f"report: [bold]{write_report(plan, root)}[/]")
+    codes = [summary["exit_code"] for summary in summaries if summary["exit_code"]]
+    if codes:
+        console.print(f"[red]{failed} production(s) failed[/]; logs in <variant dir>/logs/, "
+                      "summaries in <variant dir>/groups/. Re-run to retry only what failed.")
+    return codes[0] if codes else 0

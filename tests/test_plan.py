@@ -1,0 +1,123 @@
+"""The plan: deterministic seeds and keys, groups, content-addressed manifests, dry runs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from faxflow.config import campaign_from_dict
+from faxflow.errors import BadInputError
+from faxflow.plan import format_dry_run, load_manifest, make_plan, write_manifest
+
+BASE = {"name": "camp", "number_job": 7, "number_event_per_job": 10,
+        "cluster": {"productions_per_job": 3},
+        "variants": [{"name": "a"}, {"name": "b", "physics": {"diffusion_constant_cm2_per_s": 20}}]}
+
+
+def plan_of(raw=None, **kwargs):
+    return make_plan(campaign_from_dict(raw or BASE, "/tmp/camp.yaml"), output_root="/out", **kwargs)
+
+
+def test_productions_groups_and_ids():
+    plan = plan_of()
+    a = plan.variant("a")
+    assert [p.id for p in a.productions][:2] == ["a_000000", "a_000001"]
+    assert [len(plan.groups[i].production_ids) for i in a.group_indices] == [3, 3, 1]
+    assert [g.index for g in plan.groups] == list(range(6))
+    assert plan.groups[3].variant == "b" and plan.groups[3].number == 0
+    names = [g.job_name for g in plan.groups]
+    assert len(set(names)) == len(names)
+    assert all(name.startswith("ff_camp_") and name.replace("_", "").replace("-", "").isalnum() for name in names)
+
+
+def test_same_config_same_plan_and_seeds():
+    first, second = plan_of(), plan_of()
+    assert first.to_dict() == second.to_dict()
+    seeds = [p.seed for v in first.variants for p in v.productions]
+    assert len(set(seeds)) == len(seeds)
+    assert all(0 <= seed < 2 ** 63 for seed in seeds)
+
+
+def test_variant_key_tracks_content_not_bookkeeping():
+    base = plan_of().variant("a").key
+    assert plan_of(run_id="other").variant("a").key == base  # fixed seed policy
+    assert plan_of(number_job=2).variant("a").key == base
+    assert make_plan(campaign_from_dict({**BASE, "cluster": {"productions_per_job": 1}}, "/tmp/c.yaml"),
+                     output_root="/out").variant("a").key == base
+    assert plan_of(events=11).variant("a").key != base
+    assert plan_of().variant("b").key != base
+    assert plan_of().variant("a").output_dir == f"camp/a-{base}"
+
+
+def test_seed_policy_per_run_salts_with_the_run_id():
+    raw = {**BASE, "seed_policy": "per_run"}
+    one = plan_of(raw, run_id="r1").variant("a").productions[0].seed
+    assert plan_of(raw, run_id="r1").variant("a").productions[0].seed == one
+    assert plan_of(raw, run_id="r2").variant("a").productions[0].seed != one
+    fixed = plan_of(run_id="r1").variant("a").productions[0].seed
+    assert plan_of(run_id="r2").variant("a").productions[0].seed == fixed
+    assert plan_of({**BASE, "seed": 1}).variant("a").productions[0].seed != fixed
+
+
+def test_overrides_and_variant_subset():
+    plan = plan_of(variants=["b"], number_job=2, events=5)
+    assert [v.name for v in plan.variants] == ["b"]
+    assert [p.n_events for p in plan.variants[0].productions] == [5, 5]
+    with pytest.raises(BadInputError, match="unknown variant.*allowed: a, b"):
+        plan_of(variants=["zzz"])
+
+
+def test_manifest_is_content_addressed_and_frozen(tmp_path):
+    config = tmp_path / "camp.yaml"
+    config.write_text(json.dumps(BASE))
+    from faxflow.config import load_campaign
+
+    plan = make_plan(load_campaign(config), output_root=str(tmp_path / "out"))
+    path = write_manifest(plan, tmp_path / "manifests")
+    assert path.name.startswith("manifest-") and write_manifest(plan, tmp_path / "manifests") == path
+    config.write_text(json.dumps({**BASE, "number_event_per_job": 99}))  # edit after planning
+    assert load_manifest(path).to_dict() == plan.to_dict()
+    edited = make_plan(load_campaign(config), output_root=str(tmp_path / "out"))
+    assert write_manifest(edited, tmp_path / "manifests") != path
+    assert [p.name for p in (tmp_path / "manifests").iterdir() if p.name.startswith(".")] == []
+
+
+def test_manifest_from_another_version_is_refused(tmp_path):
+    plan = plan_of()
+    data = plan.to_dict()
+    data["faxflow_version"] = "0.0.1"
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(BadInputError, match="planned with faxflow 0.0.1"):
+        load_manifest(path)
+    data["manifest_version"] = 99
+    path.write_text(json.dumps(data))
+    with pytest.raises(BadInputError, match="format 99"):
+        load_manifest(path)
+    path.write_text("{not json")
+    with pytest.raises(BadInputError, match="cannot read manifest"):
+        load_manifest(path)
+
+
+def test_group_command_and_dry_run_table():
+    plan = plan_of()
+    assert plan.group_command(plan.groups[2], "m.json") == ["faxflow", "job", "--manifest", "m.json", "--group", "2"]
+    table = format_dry_run(plan)
+    assert "a " in table and "b " in table and "total" in table
+    totals = plan.totals()
+    assert totals == {**totals, "variants": 2, "productions": 14, "events": 140, "groups": 6}
+
+
+def test_cli_dry_run_writes_nothing(tmp_path):
+    config = tmp_path / "camp.yaml"
+    config.write_text(json.dumps(BASE))
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "faxflow.cli", "plan", str(config), "--dry-run",
+                             "--output-root", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "total" in result.stdout and not out.exists()
+    result = subprocess.run([sys.executable, "-m", "faxflow.cli", "plan", str(config), "--output-root", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and len(list((out / "camp" / "manifests").glob("manifest-*.json"))) == 1
