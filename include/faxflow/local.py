@@ -2,8 +2,8 @@
 
 import multiprocessing
 import queue
+import signal
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from rich.console import Console
@@ -15,12 +15,22 @@ from faxflow.pipeline import run_group
 from faxflow.plan import Plan, load_manifest, write_manifest
 from faxflow.report import write_report
 
+_events: "multiprocessing.Queue | None" = None
 
-def _group_worker(manifest: str, group_index: int, output_root: str, force: bool, events: "queue.Queue") -> dict:
+
+def _init_worker(events: "multiprocessing.Queue") -> None:
+    # Ctrl-C is handled by the parent, which terminates the workers; a step killed that way
+    # leaves only its staging directory behind, never a done record.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _events
+    _events = events
+
+
+def _group_worker(manifest: str, group_index: int, output_root: str, force: bool) -> dict:
     plan = load_manifest(manifest)
     return run_group(plan, group_index, Path(output_root), force=force,
-                     echo=lambda line: events.put(("line", line)),
-                     on_production=lambda result: events.put(("production", result.status, result.events or 0)))
+                     echo=lambda line: _events.put(("line", line)),
+                     on_production=lambda result: _events.put(("production", result.status, result.events or 0)))
 
 
 def run_local(plan: Plan, *, jobs: int, force: bool = False, console: Console | None = None) -> int:
@@ -31,37 +41,40 @@ def run_local(plan: Plan, *, jobs: int, force: bool = False, console: Console | 
     console.print(f"manifest [bold]{manifest}[/]")
     total = sum(len(group.production_ids) for group in plan.groups)
     context = multiprocessing.get_context("spawn")
-    summaries, failed, events_done = [], 0, 0
+    events = context.Queue()
+    failed, events_done = 0, 0
     started = time.perf_counter()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("failed {task.fields[failed]}  {task.fields[rate]:.0f} events/s"), TimeRemainingColumn())
-    with context.Manager() as manager, Progress(*columns, console=console) as progress:
-        events = manager.Queue()
-        task = progress.add_task("productions", total=total, failed=0, rate=0.0)
-        executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
-        try:
-            pending = {executor.submit(_group_worker, str(manifest), group.index, str(root), force, events)
-                       for group in plan.groups}
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                summaries.extend(future.result() for future in done)
-                while True:
-                    try:
-                        message = events.get_nowait()
-                    except queue.Empty:
+    pool = context.Pool(min(jobs, len(plan.groups)) or 1, initializer=_init_worker, initargs=(events,))
+    try:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("productions", total=total, failed=0, rate=0.0)
+            pending = [pool.apply_async(_group_worker, (str(manifest), group.index, str(root), force))
+                       for group in plan.groups]
+            while True:
+                finished = all(result.ready() for result in pending)
+                try:
+                    message = events.get(timeout=0.2)
+                except queue.Empty:
+                    if finished:
                         break
-                    if message[0] == "line":
-                        progress.console.print(message[1], highlight=False)
-                        continue
-                    failed += message[1] != "ok"
-                    events_done += message[2]
-                    rate = events_done / max(time.perf_counter() - started, 1e-9)
-                    progress.update(task, advance=1, failed=failed, rate=rate)
-        except KeyboardInterrupt:
-            executor.shutdown(wait=False, cancel_futures=True)
-            console.print("[yellow]Interrupted.[/] Finished steps are kept; run the same command again to resume.")
-            return 130
-        executor.shutdown()
+                    continue
+                if message[0] == "line":
+                    progress.console.print(message[1], highlight=False)
+                    continue
+                failed += message[1] != "ok"
+                events_done += message[2]
+                progress.update(task, advance=1, failed=failed,
+                                rate=events_done / max(time.perf_counter() - started, 1e-9))
+            summaries = [result.get() for result in pending]
+    except KeyboardInterrupt:
+        pool.terminate()
+        console.print("[yellow]Interrupted.[/] Finished steps are kept; run the same command again to resume.")
+        return 130
+    finally:
+        pool.terminate()
+        pool.join()
 
     table = Table(title=f"campaign {plan.campaign} ({time.perf_counter() - started:.1f} s)")
     for column in ("variant", "productions ok", "events", "merged table"):

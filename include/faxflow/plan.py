@@ -165,21 +165,18 @@ def _default_output_root(campaign: Campaign) -> str:
 
 
 def manifest_bytes(plan: Plan) -> bytes:
-    return json.dumps(plan.to_dict(), sort_keys=True, indent=1).encode()
-
-
-def manifest_name(plan: Plan) -> str:
-    return f"manifest-{hashlib.sha256(manifest_bytes(plan)).hexdigest()[:12]}.json"
+    return plan.model_dump_json().encode()
 
 
 def write_manifest(plan: Plan, directory) -> Path:
     """Write the manifest under its content-addressed name (atomically); return its path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / manifest_name(plan)
+    content = manifest_bytes(plan)
+    path = directory / f"manifest-{hashlib.sha256(content).hexdigest()[:12]}.json"
     if not path.exists():
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".manifest-", delete=False) as handle:
-            handle.write(manifest_bytes(plan))
+            handle.write(content)
         os.replace(handle.name, path)
     return path
 
@@ -188,7 +185,7 @@ def load_manifest(path) -> Plan:
     """Read a manifest; refuses one written by another faxflow or manifest format."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes())
     except (OSError, ValueError) as error:
         raise BadInputError(f"{path}: cannot read manifest: {error}") from None
     check_compatible(data, path)
