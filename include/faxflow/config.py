@@ -49,8 +49,8 @@ class StrictModel(BaseModel):
 class CountRange(StrictModel):
     """An integer-uniform range [low, high), like the 2017 ``randint`` draws."""
 
-    low: int = Field(ge=0)
-    high: int = Field(ge=1)
+    low: int = Field(ge=0, description="smallest value drawn")
+    high: int = Field(ge=1, description="one past the largest value drawn")
 
     @model_validator(mode="before")
     @classmethod
@@ -71,13 +71,13 @@ class CountRange(StrictModel):
 class UniformSource(StrictModel):
     """Fake events at uniformly random positions in the fiducial volume (the 2017 CreateFake)."""
 
-    source: Literal["uniform"] = "uniform"
+    source: Literal["uniform"] = Field("uniform", description="uniform positions in the fiducial volume")
 
 
 class TableSource(StrictModel):
     """Instructions from a real-data table with columns event_number, x, y, z, cs1, cs2."""
 
-    source: Literal["table"]
+    source: Literal["table"] = Field(description="instructions from a table of real events")
     path: str = Field(description="CSV, Parquet or hax minitree ROOT file; relative paths are relative to the campaign file")
     format: Literal["auto", "csv", "parquet", "root", "pickle"] = "auto"
     tree: str = Field("Basics", description="TTree name for ROOT input")
@@ -89,8 +89,8 @@ class TableSource(StrictModel):
 class NestSource(StrictModel):
     """Photons and electrons from NEST yields for a flat or line energy spectrum."""
 
-    source: Literal["nest"]
-    spectrum: Literal["flat", "line"] = "flat"
+    source: Literal["nest"] = Field(description="quanta from NEST for an energy spectrum")
+    spectrum: Literal["flat", "line"] = Field("flat", description="flat: uniform in energy_range_kev; line: energy_kev")
     energy_range_kev: Optional[tuple[float, float]] = Field(None, description="[low, high] keV for a flat spectrum")
     energy_kev: Optional[float] = Field(None, gt=0, description="line energy in keV")
     drift_field_v_per_cm: float = Field(120.0, gt=0)
@@ -113,9 +113,9 @@ InstructionSource = Annotated[Union[UniformSource, TableSource, NestSource], Fie
 
 
 class FiducialVolume(StrictModel):
-    r_max_cm: float = Field(gt=0)
+    r_max_cm: float = Field(gt=0, description="largest radius")
     depth_min_cm: float = Field(ge=0, description="cm below the gate")
-    depth_max_cm: float = Field(gt=0)
+    depth_max_cm: float = Field(gt=0, description="cm below the gate; at most the TPC length")
 
     @model_validator(mode="after")
     def ordered(self) -> "FiducialVolume":
@@ -131,7 +131,7 @@ class PaxOptions(StrictModel):
     conda_activate: str = Field("source activate", description="command that activates conda_env")
     config_names: list[SafeName] = Field(default_factory=lambda: ["XENON1T", "SR1_parameters"])
     config_string: str = Field("", description="extra paxer --config_string")
-    personalize_config: bool = False
+    personalize_config: bool = Field(False, description="add the 2017 Personalize.ini (needs pax v6.8.2-v6.9.x)")
     timeout_seconds: int = Field(1800, gt=0, description="per paxer call")
 
     @field_validator("config_names")
@@ -157,25 +157,25 @@ class PaxOptions(StrictModel):
 class ClusterSettings(StrictModel):
     """Where and how groups of productions run."""
 
-    backend: Literal["local", "slurm"] = "local"
+    backend: Literal["local", "slurm"] = Field("local", description="local: subprocesses on this machine; slurm: sbatch over SSH")
     ssh_conn_id: SafeName = Field("faxflow_cluster", description="Airflow connection id of the cluster login node")
-    partition: Optional[SafeName] = None
-    qos: Optional[SafeName] = None
-    account: Optional[SafeName] = None
-    mem_per_cpu_mb: int = Field(3000, gt=0)
-    time_limit_minutes: int = Field(60, gt=0)
+    partition: Optional[SafeName] = Field(None, description="sbatch --partition")
+    qos: Optional[SafeName] = Field(None, description="sbatch --qos")
+    account: Optional[SafeName] = Field(None, description="sbatch --account")
+    mem_per_cpu_mb: int = Field(3000, gt=0, description="sbatch --mem-per-cpu (MB)")
+    time_limit_minutes: int = Field(60, gt=0, description="sbatch --time of one group")
     productions_per_job: int = Field(1, gt=0, description="productions run one after another in one Slurm job")
     max_concurrent_jobs: int = Field(50, gt=0, description="size of the Airflow pool capping jobs in flight")
-    pool: SafeName = "faxflow_slurm"
+    pool: SafeName = Field("faxflow_slurm", description="Airflow pool holding jobs in flight (include_deferred)")
     remote_root: str = Field("/tmp/faxflow", description="absolute directory on the cluster for manifests, outputs, logs")
     python_env: Optional[str] = Field(None, description="venv or conda env directory on the cluster holding faxflow")
     env_setup: list[str] = Field(default_factory=list, description="shell lines run before faxflow, e.g. 'module load python/3.11'")
     install_faxflow: bool = Field(False, description="let prepare install this exact faxflow version under remote_root")
-    poll_interval_seconds: float = Field(30.0, gt=0)
-    retries: int = Field(2, ge=0)
-    retry_delay_seconds: float = Field(60.0, ge=0)
-    max_time_limit_minutes: int = Field(720, gt=0)
-    max_mem_per_cpu_mb: int = Field(16000, gt=0)
+    poll_interval_seconds: float = Field(30.0, gt=0, description="Slurm status poll interval (jittered)")
+    retries: int = Field(2, ge=0, description="Airflow retries of a group")
+    retry_delay_seconds: float = Field(60.0, ge=0, description="first retry delay; doubles each retry")
+    max_time_limit_minutes: int = Field(720, gt=0, description="cap when TIMEOUT retries raise the time limit")
+    max_mem_per_cpu_mb: int = Field(16000, gt=0, description="cap when OUT_OF_MEMORY retries raise memory")
 
     @field_validator("partition", "qos", "account", "ssh_conn_id", "pool")
     @classmethod
@@ -217,25 +217,28 @@ ProcessingOverrides = _optional_copy(ProcessingParameters, "ProcessingOverrides"
 class ProductionSettings(StrictModel):
     """Everything a variant may set. The campaign file's top level holds the defaults."""
 
-    detector: Literal["XENON1T", "XENON100"] = "XENON1T"
-    engine: Literal["builtin", "pax"] = "builtin"
+    detector: Literal["XENON1T", "XENON100"] = Field("XENON1T", description="detector geometry and default fiducial volume")
+    engine: Literal["builtin", "pax"] = Field("builtin", description="builtin: faxflow's own engine; pax: paxer/hax in a conda env on the cluster")
     number_job: int = Field(20, gt=0, description="productions per variant")
     number_event_per_job: int = Field(100, gt=0, description="events per production")
     production_id_format: str = Field("{name}_{index:06}", description="fields: name (variant), index")
-    pmt_afterpulse: bool = True
-    s2_afterpulse: bool = True
-    photon_number: CountRange = Field(default_factory=lambda: CountRange(low=50, high=100))
-    electron_number: CountRange = Field(default_factory=lambda: CountRange(low=10, high=100))
+    pmt_afterpulse: bool = Field(True, description="simulate per-PMT afterpulses (false = 2017 NoPMTAfterpulses.ini)")
+    s2_afterpulse: bool = Field(True, description="simulate photo-ionisation (false = 2017 NoS2Afterpulses.ini)")
+    photon_number: CountRange = Field(default_factory=lambda: CountRange(low=50, high=100),
+                                      description="S1 photons produced per interaction, integer-uniform [low, high)")
+    electron_number: CountRange = Field(default_factory=lambda: CountRange(low=10, high=100),
+                                        description="electrons produced per interaction, integer-uniform [low, high)")
     correlated: Union[bool, Literal["S1", "S2"]] = Field(True, description="true, false, S1 (S1 only) or S2 (S2 only)")
-    recoil_type: Literal["ER", "NR", "alpha", "LED"] = "ER"
+    recoil_type: Literal["ER", "NR", "alpha", "LED"] = Field("ER", description="sets S1 timing (alpha, LED) and NEST yields")
     interaction_time_ns: float = Field(1000.0, ge=0, description="instruction t of every interaction")
-    instructions: InstructionSource = Field(default_factory=UniformSource)
+    instructions: InstructionSource = Field(default_factory=UniformSource,
+                                           description="where interactions come from: uniform, table or nest")
     fiducial_volume: Optional[FiducialVolume] = Field(None, description="default: the detector's 2017 fiducial volume")
     physics: PhysicsOverrides = Field(default_factory=PhysicsOverrides, description="builtin engine simulation overrides")
     processing: ProcessingOverrides = Field(default_factory=ProcessingOverrides,
                                             description="builtin engine reconstruction overrides")
-    pax: PaxOptions = Field(default_factory=PaxOptions)
-    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    pax: PaxOptions = Field(default_factory=PaxOptions, description="options of the pax engine")
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings, description="backend and Slurm settings")
 
     @field_validator("correlated", mode="before")
     @classmethod
@@ -267,8 +270,8 @@ class ProductionSettings(StrictModel):
 class CampaignFile(ProductionSettings):
     """The top level of a campaign YAML: defaults plus campaign-wide keys."""
 
-    name: SafeName
-    description: str = ""
+    name: SafeName = Field(description="campaign name (DAG fax_<name>); " + SAFE_NAME_HELP)
+    description: str = Field("", description="free text shown in the DAG documentation")
     seed_policy: Literal["fixed", "per_run"] = Field(
         "fixed", description="fixed: same config → same output; per_run: seeds salted with the Airflow run id")
     seed: int = Field(0, ge=0, description="campaign base seed")

@@ -3,6 +3,10 @@
 import json
 
 from faxflow.config import campaign_json_schema
+from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
+
+#: Override sections whose real defaults are the period's values, not null.
+PERIOD_DEFAULTS = {"PhysicsOverrides": PhysicsParameters, "ProcessingOverrides": ProcessingParameters}
 
 HEADER = """# Campaign configuration reference
 
@@ -39,11 +43,15 @@ def _type(spec) -> str:
     return kind + (f" ({', '.join(bounds)})" if bounds else "")
 
 
-def _table(spec: dict) -> list[str]:
+def _table(spec: dict, period_model=None) -> list[str]:
     required = set(spec.get("required", []))
+    sr1 = period_model.for_period("SR1").model_dump(mode="json") if period_model else {}
+    sr0 = period_model.for_period("SR0").model_dump(mode="json") if period_model else {}
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for key, prop in spec.get("properties", {}).items():
         default = "required" if key in required else json.dumps(prop.get("default")) if "default" in prop else ""
+        if key in sr1:
+            default = json.dumps(sr1[key]) + (f" (SR0: {json.dumps(sr0[key])})" if sr0[key] != sr1[key] and key != "period" else "")
         description = prop.get("description", "").replace("|", "\\|").replace("\n", " ")
         lines.append(f"| `{key}` | {_type(prop)} | {default} | {description} |")
     return lines
@@ -53,5 +61,7 @@ def render_configuration_reference() -> str:
     schema = campaign_json_schema()
     lines = [HEADER, "## Campaign file (top level)", "", *_table(schema), ""]
     for name, spec in sorted(schema.get("$defs", {}).items()):
-        lines += [f"## {name}", "", (spec.get("description") or "").strip(), "", *_table(spec), ""]
+        note = "Unset keys take the value of the selected `period` (default SR1)." if name in PERIOD_DEFAULTS else ""
+        lines += [f"## {name}", "", (spec.get("description") or "").strip(), note, "",
+                  *_table(spec, PERIOD_DEFAULTS.get(name)), ""]
     return "\n".join(lines)
