@@ -1,0 +1,106 @@
+"""PMT response (domain-reference §3.4, §3.5.1-4): transit time, double-PE emission, single-PE
+areas and per-PMT afterpulses. Areas are in electrons (PMT charge), times in ns.
+"""
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from faxflow.engines.builtin import detector
+
+
+def transit_times_ns(n: int, physics, rng: np.random.Generator) -> np.ndarray:
+    """PMT transit time of each photon: N(pmt_transit_time_mean, pmt_transit_time_spread) in ns."""
+    return rng.normal(physics.pmt_transit_time_mean_ns, physics.pmt_transit_time_spread_ns, size=n)
+
+
+def double_pe_copies(n: int, physics, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the photons that emit a second photoelectron (each with p = double_pe_probability)."""
+    return np.flatnonzero(rng.random(n) < physics.double_pe_probability)
+
+
+def _truncated_unit_normal_moments(width: float) -> tuple[float, float]:
+    """(mean, std) of N(1, width) truncated at 0."""
+    if width == 0:
+        return 1.0, 0.0
+    a = -1.0 / width
+    tail = 0.5 * math.erfc(a / math.sqrt(2.0))
+    ratio = math.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi) / tail
+    return 1.0 + width * ratio, width * math.sqrt(1.0 + a * ratio - ratio * ratio)
+
+
+@lru_cache(maxsize=8)
+def _spe_factor_shape(relative_width: float) -> tuple[float, float]:
+    """(Gaussian width before truncation, mean after truncation) giving std/mean = relative_width."""
+    low, high = 0.0, 4.0 * relative_width + 1e-9
+    for _ in range(80):
+        width = 0.5 * (low + high)
+        mean, std = _truncated_unit_normal_moments(width)
+        low, high = (width, high) if std / mean < relative_width else (low, width)
+    return width, _truncated_unit_normal_moments(width)[0]
+
+
+def positive_normal(mean, rms, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n draws of N(mean, rms) truncated at 0 (negative draws are redrawn)."""
+    mean, rms = np.broadcast_to(mean, n).astype(float), np.broadcast_to(rms, n).astype(float)
+    values = mean + rms * rng.standard_normal(n)
+    negative = np.flatnonzero(values < 0)
+    while len(negative):
+        values[negative] = mean[negative] + rms[negative] * rng.standard_normal(len(negative))
+        negative = negative[values[negative] < 0]
+    return values
+
+
+def pe_areas_electrons(channels, physics, rng: np.random.Generator) -> np.ndarray:
+    """Charge of each photoelectron: gain[channel] x an SPE factor (mean 1, sigma/mean spe_relative_width).
+
+    The factor is a Gaussian truncated at 0, rescaled so its mean is exactly 1 (like fax's SPE
+    spectra, which are normalised to mean 1) and its std/mean is exactly spe_relative_width.
+    """
+    channels = np.asarray(channels)
+    width, truncated_mean = _spe_factor_shape(float(physics.spe_relative_width))
+    factor = positive_normal(1.0, width, len(channels), rng) / truncated_mean
+    return detector.gains()[channels] * factor
+
+
+def afterpulses(channels, physics, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PMT afterpulses of a set of photoelectrons (DPE included): (parent index, delay ns, area electrons).
+
+    For every channel and afterpulse type the number of afterpulses is Binomial(N_pe, p[channel,
+    type]); each picks a uniformly random parent PE of that channel (with replacement) and gets
+    the type's delay and amplitude (gain x truncated-Gaussian factor, or exactly the gain).
+    The afterpulse time is the parent's time plus the delay.
+    """
+    channels = np.asarray(channels, dtype=np.int64)
+    probabilities = detector.afterpulse_probabilities(physics)  # [248, n_types]
+    pe_per_channel = np.bincount(channels, minlength=detector.N_TPC_CHANNELS)
+    n_afterpulses = rng.binomial(pe_per_channel[:, None], probabilities)  # [248, n_types]
+    total = int(n_afterpulses.sum())
+    if total == 0:
+        empty = np.zeros(0)
+        return np.zeros(0, dtype=np.int64), empty, empty
+    channel_of = np.repeat(np.repeat(np.arange(detector.N_TPC_CHANNELS), len(detector.AFTERPULSE_TYPES)),
+                           n_afterpulses.ravel())
+    type_of = np.repeat(np.tile(np.arange(len(detector.AFTERPULSE_TYPES)), detector.N_TPC_CHANNELS),
+                        n_afterpulses.ravel())
+
+    pe_by_channel = np.argsort(channels, kind="stable")
+    first_pe = np.cumsum(pe_per_channel) - pe_per_channel
+    pick = (rng.random(total) * pe_per_channel[channel_of]).astype(np.int64)
+    parent = pe_by_channel[first_pe[channel_of] + pick]
+
+    delays = np.empty(total)
+    amplitude_mean = np.empty(total)
+    amplitude_rms = np.empty(total)
+    for type_index, kind in enumerate(detector.AFTERPULSE_TYPES):
+        selected = type_of == type_index
+        n = int(selected.sum())
+        if kind.delay_kind == "uniform":
+            delays[selected] = rng.uniform(kind.delay_a_ns, kind.delay_b_ns, size=n)
+        else:
+            delays[selected] = rng.normal(kind.delay_a_ns, kind.delay_b_ns, size=n)
+        amplitude_mean[selected] = kind.amplitude_mean
+        amplitude_rms[selected] = kind.amplitude_rms
+    areas = detector.gains()[channel_of] * positive_normal(amplitude_mean, amplitude_rms, total, rng)
+    return parent, delays, areas

@@ -1,0 +1,298 @@
+"""The builtin fax: instruction CSV -> fax truth CSV + ZLE raw data (domain-reference §2, §3).
+
+Events are simulated in batches of :data:`BATCH_EVENTS`, every physics step vectorised over the
+whole batch. One ``numpy.random.Generator`` is threaded through every step, so the same seed and
+parameters give byte-identical outputs. Times inside a batch are in ns relative to the
+instruction time origin; the event window starts at -event_padding.
+"""
+
+import logging
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from faxflow.engines import StepCounts
+from faxflow.engines.builtin import (detector, digitizer, drift, instructions_io, light_sharing, lightmaps,
+                                     luminescence, photoionization, pmt, rawio, s1)
+from faxflow.engines.builtin.parameters import PhysicsParameters
+from faxflow.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+BATCH_EVENTS = 500
+TRUTH_COLUMNS = ("instruction", "repetition", "event", "peak_type", "g4_id", "x", "y", "z", "t_interaction",
+                 "top_fraction", "n_photons", "t_mean_photons", "t_first_photon", "t_last_photon",
+                 "t_sigma_photons", "n_electrons", "t_mean_electrons", "t_first_electron",
+                 "t_last_electron", "t_sigma_electrons")
+TRUTH_FLOAT_FORMAT = "%.10g"
+
+# Wall-clock seconds spent per step, summed over calls; read by the benchmark.
+STEP_SECONDS: dict[str, float] = defaultdict(float)
+
+
+@contextmanager
+def _timed(step: str):
+    started = time.perf_counter()
+    yield
+    STEP_SECONDS[step] += time.perf_counter() - started
+
+
+@dataclass
+class _Photons:
+    """Detected photons of a batch: event (batch-local), channel, arrival time at the PMT (ns)."""
+
+    event: np.ndarray
+    channel: np.ndarray
+    time_ns: np.ndarray
+
+
+def _time_statistics(group, values, n_groups):
+    """Per group: count, mean, min, max, population std of ``values`` (NaN where empty)."""
+    count = np.bincount(group, minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(group, values, minlength=n_groups) / count
+        variance = np.bincount(group, (values - mean[group]) ** 2, minlength=n_groups) / count
+    first = np.full(n_groups, np.inf)
+    last = np.full(n_groups, -np.inf)
+    np.minimum.at(first, group, values)
+    np.maximum.at(last, group, values)
+    empty = count == 0
+    first[empty] = last[empty] = np.nan
+    return count, mean, first, last, np.sqrt(variance)
+
+
+def _peak_truth(peak_type, rows, n_rows, photon_row, photon_time, photon_channel, physics,
+                electron_row=None, electron_time=None):
+    """Truth columns (dict of arrays) of one peak type for every instruction row of a batch."""
+    padding = physics.event_padding_ns
+    n_photons, t_mean, t_first, t_last, t_sigma = _time_statistics(photon_row, photon_time, n_rows)
+    n_top = np.bincount(photon_row, detector.is_top(photon_channel), minlength=n_rows)
+    columns = {"peak_type": np.full(n_rows, peak_type, dtype=object), "n_photons": n_photons,
+               "top_fraction": np.divide(n_top, n_photons, out=np.full(n_rows, np.nan), where=n_photons > 0),
+               "t_mean_photons": t_mean + padding, "t_first_photon": t_first + padding,
+               "t_last_photon": t_last + padding, "t_sigma_photons": t_sigma}
+    if electron_row is None:
+        for name in ("n_electrons", "t_mean_electrons", "t_first_electron", "t_last_electron",
+                     "t_sigma_electrons"):
+            columns[name] = np.full(n_rows, np.nan)
+    else:
+        n_electrons, e_mean, e_first, e_last, e_sigma = _time_statistics(electron_row, electron_time, n_rows)
+        columns.update({"n_electrons": n_electrons.astype(float), "t_mean_electrons": e_mean + padding,
+                        "t_first_electron": e_first + padding, "t_last_electron": e_last + padding,
+                        "t_sigma_electrons": e_sigma})
+    columns.update({"instruction": rows["event"].to_numpy(), "repetition": np.zeros(n_rows, dtype=np.int64),
+                    "event": rows["event"].to_numpy(), "g4_id": np.full(n_rows, -1, dtype=np.int64),
+                    "z": -rows["depth"].to_numpy(), "t_interaction": rows["t"].to_numpy() + padding})
+    return columns
+
+
+def _s1_photons(rows, row_event, physics, rng):
+    n_rows = len(rows)
+    x, y, z = rows["x"].to_numpy(), rows["y"].to_numpy(), -rows["depth"].to_numpy()
+    n_detected = s1.detected_s1_photons(rows["s1_photons"].to_numpy(), lightmaps.s1_light_yield(x, y, z),
+                                        physics, rng)
+    photon_row = np.repeat(np.arange(n_rows), n_detected)
+    recoil = np.array([s1.RECOIL_CODES[r] for r in rows["recoil_type"]], dtype=np.int64)
+    times = rows["t"].to_numpy()[photon_row] + s1.s1_emission_delays_ns(recoil[photon_row], physics, rng)
+    channels = light_sharing.s1_photon_channels(lightmaps.s1_top_fraction(x, y, z)[photon_row], rng)
+    times += pmt.transit_times_ns(len(times), physics, rng)
+    truth = _peak_truth("s1", rows, n_rows, photon_row, times, channels, physics)
+    truth["x"], truth["y"] = x, y
+    return _Photons(row_event[photon_row], channels, times), truth, n_detected > 0
+
+
+def _s2_photons(rows, row_event, physics, rng):
+    n_rows = len(rows)
+    x, y, depth = rows["x"].to_numpy(), rows["y"].to_numpy(), rows["depth"].to_numpy()
+    below_cathode = depth > physics.tpc_length_cm
+    if below_cathode.any():
+        log.warning("%d instruction row(s) deeper than the TPC (%.1f cm): S1 only, no S2",
+                    below_cathode.sum(), physics.tpc_length_cm)
+    drift_time = drift.mean_drift_time_ns(depth, physics)
+    produced = np.where(below_cathode, 0, rows["s2_electrons"].to_numpy())
+    n_electrons = drift.surviving_electrons(produced, drift_time, physics, rng)
+    electron_row = np.repeat(np.arange(n_rows), n_electrons)
+    electron_time = rows["t"].to_numpy()[electron_row] + drift.electron_arrival_delays_ns(
+        drift_time[electron_row], physics, rng)
+    mean_yield = physics.s2_secondary_sc_gain_photons_per_electron * lightmaps.s2_light_yield(x, y)
+    photons_per_electron = luminescence.photons_per_electron(len(electron_row), mean_yield[electron_row], rng)
+    photon_electron = np.repeat(np.arange(len(electron_row)), photons_per_electron)
+    photon_row = electron_row[photon_electron]
+    times = electron_time[photon_electron] + luminescence.s2_photon_delays_ns(len(photon_row), physics, rng)
+    x_seen, y_seen = drift.distorted_xy(x, y, -depth, physics)
+    channels = light_sharing.s2_photon_channels(photon_row, x_seen, y_seen, physics, rng)
+    times += pmt.transit_times_ns(len(times), physics, rng)
+    truth = _peak_truth("s2", rows, n_rows, photon_row, times, channels, physics, electron_row, electron_time)
+    truth["x"], truth["y"] = x_seen, y_seen
+    has_peak = (n_electrons > 0) & (np.bincount(photon_row, minlength=n_rows) > 0)
+    return _Photons(row_event[photon_row], channels, times), truth, has_peak
+
+
+def _photoionization_photons(photons: _Photons, n_events, physics, rng) -> _Photons:
+    order = np.argsort(photons.event, kind="stable")
+    electrons = photoionization.photoionization_electrons(
+        np.bincount(photons.event, minlength=n_events), photons.time_ns[order], physics, rng)
+    mean_yield = (physics.s2_secondary_sc_gain_photons_per_electron
+                  * lightmaps.s2_light_yield(electrons.x_cm, electrons.y_cm))
+    per_electron = luminescence.photons_per_electron(len(electrons.event), mean_yield, rng)
+    source = np.repeat(np.arange(len(electrons.event)), per_electron)
+    times = (electrons.time_ns[source] + luminescence.s2_photon_delays_ns(len(source), physics, rng)
+             + pmt.transit_times_ns(len(source), physics, rng))
+    channels = light_sharing.s2_photon_channels(source, electrons.x_cm, electrons.y_cm, physics, rng)
+    return _Photons(electrons.event[source], channels, times)
+
+
+def _event_lengths_samples(photons: _Photons, n_events, physics) -> np.ndarray:
+    """Samples per event: window [-padding, last photon + padding], rounded up to an even count."""
+    last_photon = np.zeros(n_events)  # an event without photons is 2 x padding long
+    np.maximum.at(last_photon, photons.event, photons.time_ns)
+    n_samples = np.ceil((last_photon + 2 * physics.event_padding_ns) / physics.sample_duration_ns)
+    n_samples = np.maximum(n_samples.astype(np.int64), 2)
+    return n_samples + n_samples % 2
+
+
+def _photoelectron_deposits(photons: _Photons, lengths, physics, pmt_afterpulse, rng):
+    copies = pmt.double_pe_copies(len(photons.time_ns), physics, rng)
+    event = np.concatenate([photons.event, photons.event[copies]])
+    channel = np.concatenate([photons.channel, photons.channel[copies]])
+    time_ns = np.concatenate([photons.time_ns, photons.time_ns[copies]])
+    area = pmt.pe_areas_electrons(channel, physics, rng)
+    if pmt_afterpulse:
+        parent, delay, ap_area = pmt.afterpulses(channel, physics, rng)
+        event = np.concatenate([event, event[parent]])
+        time_ns = np.concatenate([time_ns, time_ns[parent] + delay])
+        channel = np.concatenate([channel, channel[parent]])
+        area = np.concatenate([area, ap_area])
+    return digitizer.pe_deposits(event, channel, time_ns + physics.event_padding_ns, area, lengths, physics)
+
+
+def _simulate_batch(rows, n_events, physics, pmt_afterpulse, s2_afterpulse, noise_bank, rng):
+    """Truth columns and ZLE pulses of one batch of events (``rows['event']`` batch-local)."""
+    row_event = rows["event"].to_numpy()
+    with _timed("s1"):
+        s1_photons, s1_truth, s1_exists = _s1_photons(rows, row_event, physics, rng)
+    with _timed("s2"):
+        s2_photons, s2_truth, s2_exists = _s2_photons(rows, row_event, physics, rng)
+    photons = _Photons(*(np.concatenate([getattr(s1_photons, f), getattr(s2_photons, f)])
+                         for f in ("event", "channel", "time_ns")))
+    if s2_afterpulse:
+        with _timed("photoionization"):
+            pi = _photoionization_photons(photons, n_events, physics, rng)
+            photons = _Photons(*(np.concatenate([getattr(photons, f), getattr(pi, f)])
+                                 for f in ("event", "channel", "time_ns")))
+    lengths = _event_lengths_samples(photons, n_events, physics)
+    with _timed("pmt"):
+        deposits = _photoelectron_deposits(photons, lengths, physics, pmt_afterpulse, rng)
+        spikes = digitizer.noise_spike_deposits(lengths, physics, rng)
+        deposits = digitizer.sort_deposits([deposits, spikes])
+    with _timed("digitize_zle"):
+        pulses = digitizer.digitize(deposits, lengths, physics, noise_bank, rng)
+    truth = []
+    for columns, exists, order in ((s1_truth, s1_exists, 0), (s2_truth, s2_exists, 1)):
+        frame = pd.DataFrame({name: columns[name] for name in TRUTH_COLUMNS})[exists]
+        frame["_row"] = np.flatnonzero(exists) * 2 + order
+        truth.append(frame)
+    return pd.concat(truth).sort_values("_row", kind="stable").drop(columns="_row"), lengths, pulses
+
+
+def _resolve_random_positions(table: pd.DataFrame, physics, rng) -> pd.DataFrame:
+    table = table.copy()
+    random_xy = np.isnan(table["x"].to_numpy())
+    if random_xy.any():
+        radius = physics.tpc_radius_cm * np.sqrt(rng.random(random_xy.sum()))
+        angle = rng.uniform(-np.pi, np.pi, random_xy.sum())
+        table.loc[random_xy, "x"] = radius * np.cos(angle)
+        table.loc[random_xy, "y"] = radius * np.sin(angle)
+    random_depth = np.isnan(table["depth"].to_numpy())
+    if random_depth.any():
+        table.loc[random_depth, "depth"] = rng.uniform(0.0, physics.tpc_length_cm, random_depth.sum())
+    return table
+
+
+def _batches(instructions: pd.DataFrame, physics, pmt_afterpulse, s2_afterpulse, rng):
+    """Yield (first event number, truth rows, event lengths, ZLE pulses) per batch of events."""
+    table = instructions_io.parse_instructions(instructions)
+    table = _resolve_random_positions(table, physics, rng)
+    noise_bank = digitizer.make_noise_bank(rng)
+    n_events = int(table["event"].max()) + 1 if len(table) else 0
+    batch_of_row = table["event"].to_numpy() // BATCH_EVENTS
+    for batch in range((n_events + BATCH_EVENTS - 1) // BATCH_EVENTS):
+        first_event = batch * BATCH_EVENTS
+        batch_events = min(BATCH_EVENTS, n_events - first_event)
+        rows = table[batch_of_row == batch].copy()
+        rows["event"] -= first_event
+        truth, lengths, pulses = _simulate_batch(rows, batch_events, physics, pmt_afterpulse, s2_afterpulse,
+                                                 noise_bank, rng)
+        truth[["instruction", "event"]] += first_event
+        yield first_event, truth, lengths, pulses
+
+
+def _pulse_tables(first_event, lengths, pulses: digitizer.ZlePulses) -> dict:
+    """Arguments of :meth:`rawio.RawWriter.append` for one batch."""
+    return {"event_number": first_event + np.arange(len(lengths)), "event_length_samples": lengths,
+            "event_n_pulses": np.bincount(pulses.event, minlength=len(lengths)),
+            "pulse_channel": pulses.channel, "pulse_left": pulses.left, "pulse_length": pulses.length,
+            "samples": pulses.samples}
+
+
+def _truth_table(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    truth = (pd.concat(parts, ignore_index=True) if parts
+             else pd.DataFrame({name: [] for name in TRUTH_COLUMNS}))
+    truth.index.name = "fax_truth_peak_id"
+    return truth
+
+
+def simulate(instructions: pd.DataFrame, physics: PhysicsParameters, *, pmt_afterpulse: bool,
+             s2_afterpulse: bool, rng: np.random.Generator) -> tuple[pd.DataFrame, rawio.RawData]:
+    """Simulate an instruction table (as read by :func:`instructions_io.read_instructions`, or any
+    table with the instruction columns) into (truth DataFrame indexed by fax_truth_peak_id, raw data)."""
+    truth_parts, tables = [], []
+    for first_event, truth, lengths, pulses in _batches(instructions, physics, pmt_afterpulse, s2_afterpulse, rng):
+        truth_parts.append(truth)
+        tables.append(_pulse_tables(first_event, lengths, pulses))
+    joined = {name: np.concatenate([t[name] for t in tables]) if tables else np.zeros(0, np.int64)
+              for name in ("event_number", "event_length_samples", "event_n_pulses", "pulse_channel",
+                           "pulse_left", "pulse_length", "samples")}
+    n_pulses, pulse_length = joined["event_n_pulses"].astype(np.int64), joined["pulse_length"].astype(np.int32)
+    raw = rawio.RawData(
+        sample_duration_ns=float(physics.sample_duration_ns), baseline_adc=int(physics.digitizer_baseline_adc),
+        event_number=joined["event_number"].astype(np.int64),
+        event_length_samples=joined["event_length_samples"].astype(np.int64),
+        event_first_pulse=np.cumsum(n_pulses) - n_pulses, event_n_pulses=n_pulses,
+        pulse_channel=joined["pulse_channel"].astype(np.int16), pulse_left=joined["pulse_left"].astype(np.int64),
+        pulse_length=pulse_length, pulse_offset=np.cumsum(pulse_length, dtype=np.int64) - pulse_length,
+        samples=joined["samples"].astype(np.int16, copy=False))
+    return _truth_table(truth_parts), raw
+
+
+def write_truth(path: Path, truth: pd.DataFrame) -> None:
+    """Write the truth table like fax (index label fax_truth_peak_id), with a fixed float format."""
+    truth.to_csv(path, index_label="fax_truth_peak_id", float_format=TRUTH_FLOAT_FORMAT)
+
+
+def simulate_file(instructions_csv: Path, truth_out: Path, raw_out: Path, physics: PhysicsParameters, *,
+                  pmt_afterpulse: bool, s2_afterpulse: bool, seed: int) -> StepCounts:
+    """Read an instruction CSV, simulate it with ``np.random.default_rng(seed)`` and write the truth
+    CSV and the raw-data ``.npz`` (streamed batch by batch, so memory does not grow with the file)."""
+    table = instructions_io.read_instructions(Path(instructions_csv))
+    n_events = int(table["event"].max()) + 1 if len(table) else 0
+    rng = np.random.default_rng(seed)
+    truth_parts, n_written = [], 0
+    try:
+        writer = rawio.RawWriter(Path(raw_out), physics.sample_duration_ns, physics.digitizer_baseline_adc)
+        for first_event, truth, lengths, pulses in _batches(table, physics, pmt_afterpulse, s2_afterpulse, rng):
+            truth_parts.append(truth)
+            with _timed("write"):
+                writer.append(**_pulse_tables(first_event, lengths, pulses))
+            n_written += len(lengths)
+        with _timed("write"):
+            writer.close()
+            write_truth(Path(truth_out), _truth_table(truth_parts))
+    except OSError as error:
+        raise StorageError(f"cannot write simulation outputs ({truth_out}, {raw_out}): {error}") from error
+    return StepCounts(events_in=n_events, events_out=n_written)

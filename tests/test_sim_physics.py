@@ -1,0 +1,179 @@
+"""Physics steps of the builtin simulator, against the fax numbers (domain-reference §3)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from faxflow.engines.builtin import (detector, drift, light_sharing, lightmaps, luminescence, photoionization,
+                                     pmt, s1, simulate)
+from faxflow.engines.builtin.parameters import PhysicsParameters
+
+PHYSICS = PhysicsParameters()
+DEPTHS_CM = (10.0, 50.0, 90.0)
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture(scope="module")
+def end_to_end_truth():
+    """3 x 400 events at three depths, on the axis, no afterpulses (fast)."""
+    n = 400
+    depth = np.repeat(DEPTHS_CM, n)
+    table = pd.DataFrame({"instruction": np.arange(3 * n), "recoil_type": "ER", "x": 0.0, "y": 0.0,
+                          "depth": depth, "s1_photons": 400, "s2_electrons": 40, "t": 1000.0})
+    truth, _ = simulate.simulate(table, PHYSICS, pmt_afterpulse=False, s2_afterpulse=False, rng=rng(1))
+    truth["depth"] = depth[truth["event"].to_numpy()]
+    return truth
+
+
+@pytest.mark.parametrize("depth", DEPTHS_CM)
+def test_mean_drift_time(end_to_end_truth, depth):
+    s2 = end_to_end_truth.query("peak_type == 's2' and depth == @depth")
+    expected = depth / 1.335e-4 + 1700.0 + 140.0  # + the mean trapping delay
+    measured = (s2["t_mean_electrons"] - s2["t_interaction"]).mean()
+    assert measured == pytest.approx(expected, abs=60)
+
+
+@pytest.mark.parametrize("depth", DEPTHS_CM)
+def test_electron_survival(end_to_end_truth, depth):
+    s2 = end_to_end_truth.query("peak_type == 's2' and depth == @depth")
+    expected = 40 * np.exp(-(depth / 1.335e-4 + 1700.0) / 550e3)
+    assert s2["n_electrons"].mean() == pytest.approx(expected, rel=0.03)
+    assert drift.survival_probability(728e3, PHYSICS) == pytest.approx(0.27, abs=0.005)
+
+
+@pytest.mark.parametrize("depth", DEPTHS_CM)
+def test_diffusion_spread_of_arrival_times(depth):
+    physics = PhysicsParameters(electron_trapping_time_ns=0.0)
+    drift_time = np.full(200_000, drift.mean_drift_time_ns(depth, physics))
+    delays = drift.electron_arrival_delays_ns(drift_time, physics, rng())
+    expected_sigma = np.sqrt(2 * 29.35e-9 * drift_time[0]) / 1.335e-4
+    assert delays.std() == pytest.approx(expected_sigma, rel=0.02)
+    assert delays.mean() == pytest.approx(drift_time[0], abs=10)
+
+
+def test_diffusion_reference_values():
+    sigma = drift.diffusion_sigma_ns(drift.mean_drift_time_ns(np.array(DEPTHS_CM[:2]), PHYSICS), PHYSICS)
+    np.testing.assert_allclose(sigma, [502, 1113], rtol=0.01)
+
+
+def test_trapping_delay_is_exponential():
+    delays = drift.electron_arrival_delays_ns(np.zeros(200_000), PhysicsParameters(diffusion_constant_cm2_per_s=0),
+                                              rng())
+    assert delays.mean() == pytest.approx(140, rel=0.02) and delays.std() == pytest.approx(140, rel=0.02)
+
+
+def test_s1_detection_is_binomial():
+    light_yield = 1.2
+    detected = s1.detected_s1_photons(np.full(100_000, 80), np.full(100_000, light_yield), PHYSICS, rng())
+    p = 0.12 * light_yield
+    assert detected.mean() == pytest.approx(80 * p, rel=0.01)
+    assert detected.var() == pytest.approx(80 * p * (1 - p), rel=0.03)
+
+
+def test_s1_detection_end_to_end(end_to_end_truth):
+    s1_rows = end_to_end_truth.query("peak_type == 's1' and depth == 50")
+    p = 0.12 * lightmaps.s1_light_yield(0.0, 0.0, -50.0)
+    assert s1_rows["n_photons"].mean() == pytest.approx(400 * p, rel=0.03)
+
+
+def test_s1_timing_models():
+    n = 200_000
+    er = s1.s1_emission_delays_ns(np.zeros(n, int), PHYSICS, rng())
+    assert er.mean() == pytest.approx(44.77, rel=0.01)
+    led = s1.s1_emission_delays_ns(np.full(n, s1.RECOIL_CODES["led"]), PHYSICS, rng())
+    assert led.min() >= 0 and led.max() <= 100 and led.mean() == pytest.approx(50, rel=0.01)
+    alpha = s1.s1_emission_delays_ns(np.full(n, s1.RECOIL_CODES["alpha"]), PHYSICS, rng())
+    assert alpha.mean() == pytest.approx(0.737 * 3.1 + 0.263 * 24, rel=0.02)
+
+
+def test_s2_photons_per_electron(end_to_end_truth):
+    s2 = end_to_end_truth.query("peak_type == 's2'")
+    per_electron = s2["n_photons"].sum() / s2["n_electrons"].sum()
+    assert per_electron == pytest.approx(21.3 * lightmaps.s2_light_yield(0.0, 0.0), rel=0.01)
+
+
+def test_s2_top_fraction(end_to_end_truth):
+    s2 = end_to_end_truth.query("peak_type == 's2'")
+    top = (s2["top_fraction"] * s2["n_photons"]).sum() / s2["n_photons"].sum()
+    assert top == pytest.approx(0.627, abs=0.005)
+
+
+def test_s1_top_fraction_follows_the_aft_map(end_to_end_truth):
+    for depth in (10.0, 90.0):
+        rows = end_to_end_truth.query("peak_type == 's1' and depth == @depth")
+        top = (rows["top_fraction"] * rows["n_photons"]).sum() / rows["n_photons"].sum()
+        assert top == pytest.approx(lightmaps.s1_top_fraction(0.0, 0.0, -depth), abs=0.02)
+
+
+def test_luminescence_timing():
+    quantiles = luminescence.emission_time_quantiles_ns(PHYSICS)
+    assert quantiles[-1] == pytest.approx(359, abs=3)  # full gas-gap transit
+    assert luminescence.emission_time_quantiles_ns(PhysicsParameters(gas_gap_cm=0.361))[-1] == pytest.approx(551, abs=5)
+    delays = luminescence.s2_photon_delays_ns(200_000, PhysicsParameters(singlet_fraction_gas=0.0), rng())
+    emission_mean = np.interp(np.linspace(0, 1, 100_001), np.linspace(0, 1, len(quantiles)), quantiles).mean()
+    assert delays.mean() == pytest.approx(emission_mean + 119.5, rel=0.01)
+
+
+def test_light_never_reaches_dead_pmts():
+    channels = light_sharing.s1_photon_channels(np.full(50_000, 0.5), rng())
+    assert not np.isin(channels, detector.DEAD_CHANNELS).any()
+    source_x = np.array([0.0, 30.0, -40.0])
+    channels = light_sharing.s2_photon_channels(np.arange(60_000) % 3, source_x, np.zeros(3), PHYSICS, rng())
+    assert not np.isin(channels, detector.DEAD_CHANNELS).any()
+    assert detector.is_top(channels).mean() == pytest.approx(0.627, abs=0.01)
+
+
+def test_s2_top_light_follows_the_pattern():
+    source = np.zeros(100_000, dtype=int)
+    channels = light_sharing.s2_photon_channels(source, np.array([15.0]), np.array([-10.0]), PHYSICS, rng())
+    top = channels[detector.is_top(channels)]
+    observed = np.bincount(top, minlength=127) / len(top)
+    np.testing.assert_allclose(observed, lightmaps.s2_top_pattern(15.0, -10.0, PHYSICS)[0], atol=0.004)
+
+
+def test_double_pe_fraction():
+    copies = pmt.double_pe_copies(200_000, PHYSICS, rng())
+    assert len(copies) / 200_000 == pytest.approx(0.15, abs=0.003)
+
+
+def test_spe_area_spread():
+    channels = np.full(200_000, 0)
+    areas = pmt.pe_areas_electrons(channels, PHYSICS, rng())
+    gain = detector.gains()[0]
+    assert areas.mean() == pytest.approx(gain, rel=0.005)
+    assert areas.std() / areas.mean() == pytest.approx(0.41, rel=0.03)
+    assert areas.min() >= 0
+
+
+def test_pmt_afterpulse_rate_and_delays():
+    live = np.flatnonzero(detector.live_mask())
+    channels = np.repeat(live, 5000)
+    parent, delays, areas = pmt.afterpulses(channels, PHYSICS, rng())
+    expected = detector.afterpulse_probabilities(PHYSICS)[live].sum()
+    assert len(parent) / len(channels) == pytest.approx(expected / len(live), rel=0.02)
+    assert delays.min() >= -500 and np.mean((delays > 1000) & (delays < 5000)) > 0.5
+    per_channel = np.bincount(channels[parent], minlength=248) / 5000
+    expected_per_channel = detector.afterpulse_probabilities(PHYSICS).sum(axis=1)
+    assert (np.abs(per_channel - expected_per_channel) <= 4.5 * np.sqrt(expected_per_channel / 5000)).all()
+
+
+def test_photoionization_rate_per_photon():
+    n_photons = np.array([2_000_000])
+    electrons = photoionization.photoionization_electrons(n_photons, np.zeros(2_000_000), PHYSICS, rng())
+    tau, window = 550e3, 700e3
+    expected = 0.013 * tau / window * (1 - np.exp(-window / tau)) + 0.0014 * np.exp(-1370 / tau)
+    assert len(electrons.event) / n_photons[0] == pytest.approx(expected, rel=0.02)
+    assert np.hypot(electrons.x_cm, electrons.y_cm).max() <= 47.9
+    assert electrons.time_ns.max() <= 700e3
+
+
+def test_afterpulse_switches(end_to_end_truth):
+    table = pd.DataFrame({"instruction": np.arange(50), "recoil_type": "ER", "x": 0.0, "y": 0.0,
+                          "depth": 30.0, "s1_photons": 100, "s2_electrons": 50, "t": 1000.0})
+    _, with_pi = simulate.simulate(table, PHYSICS, pmt_afterpulse=False, s2_afterpulse=True, rng=rng(3))
+    _, without = simulate.simulate(table, PHYSICS, pmt_afterpulse=False, s2_afterpulse=False, rng=rng(3))
+    # photo-ionisation electrons arrive up to 700 us later and stretch the events
+    assert np.median(with_pi.event_length_samples) > 30_000 > without.event_length_samples.max()
