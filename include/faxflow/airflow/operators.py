@@ -1,0 +1,364 @@
+"""The group operator: submit one group (Slurm over SSH, or a local process), defer, evaluate the outcome.
+
+``FaxflowGroupOperator`` is mapped over a variant's groups. It is deferrable and lives in a pool with
+``include_deferred``, so the pool size caps how many of this deployment's jobs are in flight.
+
+Submission is idempotent: the job id is written to ``task_state_store`` right after ``sbatch``; a retry
+(or a re-run after a worker crash) first re-attaches to that job if it is still queued/running, then to a
+live job with the same deterministic name (``squeue --name``), and only then submits. When a job ends,
+the tail of its stdout/stderr and the logs of failed productions are copied into the task log, and
+:func:`faxflow.slurm.policy.decide` picks: success, retry (with more time or memory, bounded, remembered
+in ``task_state_store``) or fail fast (``AirflowFailException``) for config/bad-input/validation errors.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Optional
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from faxflow.airflow.links import JOB_XCOM_KEY, SlurmJobLink
+from faxflow.slurm import commands
+from faxflow.slurm.policy import LOST, Action, Resources, decide
+
+JOB_KEY = "faxflow_job"
+RESOURCES_KEY = "faxflow_resources"
+
+
+class _Store:
+    """``task_state_store`` if the context has one (Airflow ≥ 3.3), else an in-memory dict."""
+
+    def __init__(self, context):
+        self._store = context.get("task_state_store") if hasattr(context, "get") else None
+        self._memory: dict[str, Any] = {}
+
+    def get(self, key: str, default=None):
+        if self._store is None:
+            return self._memory.get(key, default)
+        try:
+            value = self._store.get(key)
+        except Exception:  # noqa: BLE001 - a missing store must not break the task
+            value = None
+        return default if value is None else value
+
+    def set(self, key: str, value) -> None:
+        if self._store is None:
+            self._memory[key] = value
+            return
+        self._store.set(key, value)
+
+
+class _SlurmBackend:
+    def __init__(self, operator: "FaxflowGroupOperator"):
+        from faxflow.slurm.client import SlurmClient
+
+        self.op = operator
+        self.spec = operator.spec
+        self.client = SlurmClient(operator.ssh_conn_id, command_timeout=operator.command_timeout)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def job_info(self, job_id: str) -> dict:
+        name = self.spec["job_name"]
+        return {"backend": "slurm", "job_id": job_id, "job_name": name, "host": self.op.ssh_conn_id,
+                "stdout": f"{self.spec['slurm_log_dir']}/{name}_{job_id}.out",
+                "stderr": f"{self.spec['slurm_log_dir']}/{name}_{job_id}.err"}
+
+    def status_event(self, job: dict) -> Optional[dict]:
+        """A finished-job event for a stored job, ``"active"`` if it still runs, None if unknown."""
+        status = self.client.status(job["job_id"])
+        if status is None:
+            return None
+        if status.state.active:
+            return {"status": "active", "state": status.state.value}
+        return {"status": "done", "job_id": job["job_id"], "job_name": job["job_name"],
+                "state": status.state.value, "exit_code": status.exit_code, "signal": status.signal,
+                "elapsed": status.elapsed, "reason": status.reason, "source": status.source,
+                "message": f"job ended {status.state.value}"}
+
+    def find_live(self) -> Optional[str]:
+        live = self.client.find_live_by_name(self.spec["job_name"])
+        return live.raw_id or live.array_master if live else None
+
+    def submit(self, resources: dict) -> dict:
+        options = {"time": _slurm_minutes(resources["time_limit_minutes"]),
+                   "mem-per-cpu": int(resources["mem_per_cpu_mb"])}
+        submission = self.client.submit(self.spec["script"], options=options)
+        return self.job_info(submission.job_id)
+
+    def trigger(self, job: dict):
+        from faxflow.airflow.triggers import SlurmJobTrigger
+
+        interval = self.op.poll_interval
+        return SlurmJobTrigger(ssh_conn_id=self.op.ssh_conn_id, job_id=job["job_id"], job_name=job["job_name"],
+                               poll_interval=interval,
+                               missing_grace_seconds=self.op.missing_grace_seconds or max(120.0, 4 * interval),
+                               max_bad_answers=self.op.max_bad_answers, max_wait_seconds=self.op.max_wait_seconds,
+                               command_timeout=self.op.command_timeout)
+
+    def tail(self, path: str, lines: int) -> str:
+        return self.client.tail(path, lines)
+
+    def read_json(self, path: str) -> Optional[dict]:
+        data = self.client.read_bytes(path, max_bytes=4 * 1024 * 1024)
+        return json.loads(data) if data else None
+
+    def cancel(self, job: dict) -> None:
+        self.client.cancel([job["job_id"]])
+
+
+class _LocalBackend:
+    def __init__(self, operator: "FaxflowGroupOperator"):
+        self.op = operator
+        self.spec = operator.spec
+
+    def close(self) -> None:
+        pass
+
+    def status_event(self, job: dict) -> Optional[dict]:
+        from faxflow.airflow.local_jobs import local_job_event
+        from faxflow.airflow.triggers import _pid_alive
+
+        event = local_job_event(job["exit_file"], int(job["pid"]), job["job_name"])
+        if event is not None:
+            return event
+        return {"status": "active", "state": "RUNNING"} if _pid_alive(int(job["pid"])) else None
+
+    def find_live(self) -> Optional[str]:
+        return None  # a local job is only known through the stored pid
+
+    def submit(self, resources: dict) -> dict:
+        from faxflow.airflow.local_jobs import launch
+
+        spec = self.spec
+        args = ["job", "--manifest", spec["manifest"], "--group", str(int(spec["group"])),
+                "--output-root", spec["output_root"]]
+        if spec.get("force"):
+            args.append("--force")
+        job = launch(args, log_dir=Path(spec["log_dir"]), name=commands.check_name(spec["job_name"]))
+        return {"backend": "local", "job_id": str(job.pid), "job_name": spec["job_name"], "host": "localhost",
+                **job.to_dict()}
+
+    def trigger(self, job: dict):
+        from faxflow.airflow.triggers import LocalJobTrigger
+
+        return LocalJobTrigger(exit_file=job["exit_file"], pid=int(job["pid"]), job_name=job["job_name"],
+                               poll_interval=min(self.op.poll_interval, 1.0),
+                               max_wait_seconds=self.op.max_wait_seconds)
+
+    def tail(self, path: str, lines: int) -> str:
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(0, 2)
+                handle.seek(max(0, handle.tell() - 256 * 1024))
+                text = handle.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def read_json(self, path: str) -> Optional[dict]:
+        try:
+            return json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def cancel(self, job: dict) -> None:
+        from faxflow.airflow.local_jobs import kill_local_job
+
+        kill_local_job(int(job["pid"]))
+
+
+def _slurm_minutes(minutes: int) -> str:
+    from faxflow.slurm.script import minutes_to_slurm
+
+    return minutes_to_slurm(int(minutes))
+
+
+class FaxflowGroupOperator(BaseOperator):
+    """Run one group of a campaign's productions as one job and wait for it without holding a worker.
+
+    :param spec: the group, as prepared by the variant's ``prepare`` task: ``group``, ``job_name``,
+        ``variant``, ``backend`` (``slurm``/``local``), ``manifest``, ``output_root``, ``variant_dir``,
+        ``force``; for Slurm also ``script`` and ``slurm_log_dir``; locally ``log_dir``
+    :param cluster: the variant's cluster settings (time/memory limits and their bounds)
+    :param ssh_conn_id: Airflow SSH connection of the login node (Slurm backend)
+    :param poll_interval: seconds between status polls (default ``cluster.poll_interval_seconds``)
+    :param missing_grace_seconds: how long a job may be invisible to Slurm before it counts as lost
+    :param max_bad_answers: failed/garbled polls in a row before the wait gives up (then the task retries)
+    :param max_wait_seconds: cap on one wait (None: the Slurm time limit bounds it)
+    :param command_timeout: seconds per remote command
+    :param log_tail_lines: lines of stdout/stderr/production logs copied into the task log
+    """
+
+    template_fields = ("spec",)
+    operator_extra_links = (SlurmJobLink(),)
+    ui_color = "#cfe8fc"
+
+    def __init__(self, *, spec: Any, cluster: dict, ssh_conn_id: Optional[str] = None,
+                 poll_interval: Optional[float] = None, missing_grace_seconds: Optional[float] = None,
+                 max_bad_answers: int = 5, max_wait_seconds: Optional[float] = None, command_timeout: float = 60.0,
+                 log_tail_lines: int = 40, **kwargs):
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.cluster = dict(cluster)
+        self.ssh_conn_id = ssh_conn_id or self.cluster.get("ssh_conn_id")
+        self.poll_interval = float(poll_interval or self.cluster.get("poll_interval_seconds") or 30.0)
+        self.missing_grace_seconds = missing_grace_seconds
+        self.max_bad_answers = max_bad_answers
+        self.max_wait_seconds = max_wait_seconds
+        self.command_timeout = command_timeout
+        self.log_tail_lines = log_tail_lines
+        self._job: Optional[dict] = None
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _backend(self):
+        return _LocalBackend(self) if self.spec.get("backend") == "local" else _SlurmBackend(self)
+
+    def _resources(self, store: _Store) -> dict:
+        stored = store.get(RESOURCES_KEY)
+        if isinstance(stored, dict) and "time_limit_minutes" in stored:
+            return stored
+        return {"time_limit_minutes": int(self.cluster.get("time_limit_minutes", 60)),
+                "mem_per_cpu_mb": int(self.cluster.get("mem_per_cpu_mb", 3000)), "history": []}
+
+    def _publish(self, context, job: dict) -> None:
+        self._job = job
+        ti = context.get("ti")
+        if ti is not None:
+            ti.xcom_push(key=JOB_XCOM_KEY, value=job)
+
+    def _defer(self, backend, job: dict) -> None:
+        timeout = timedelta(seconds=self.max_wait_seconds * 1.5) if self.max_wait_seconds else None
+        self.defer(trigger=backend.trigger(job), method_name="execute_complete", timeout=timeout)
+
+    # -- execution --------------------------------------------------------------------------------
+    def execute(self, context) -> Any:
+        store = _Store(context)
+        backend = self._backend()
+        try:
+            job = store.get(JOB_KEY)
+            if isinstance(job, dict) and job.get("job_id") and job.get("job_name") == self.spec["job_name"]:
+                event = backend.status_event(job)
+                if event and event["status"] == "active":
+                    self.log.info("Re-attaching to %s job %s (%s), still %s", job["backend"], job["job_id"],
+                                  job["job_name"], event["state"])
+                    self._publish(context, job)
+                    self._defer(backend, job)
+                if event and event.get("state") == "COMPLETED":
+                    self.log.info("Job %s of a previous try already completed; evaluating it", job["job_id"])
+                    self._publish(context, job)
+                    return self._evaluate(context, backend, store, job, event)
+            live = backend.find_live()
+            if live:
+                job = backend.job_info(live)
+                self.log.info("Re-attaching to live Slurm job %s found by name %s", live, job["job_name"])
+                store.set(JOB_KEY, job)
+                self._publish(context, job)
+                self._defer(backend, job)
+            resources = self._resources(store)
+            job = backend.submit(resources)
+            job["submitted_at"] = time.time()
+            job["try_number"] = getattr(context.get("ti"), "try_number", None)
+            store.set(JOB_KEY, job)
+            self._publish(context, job)
+            self.log.info("Submitted %s job %s (%s): group %s, %s min, %s MB/CPU", job["backend"], job["job_id"],
+                          job["job_name"], self.spec["group"], resources["time_limit_minutes"],
+                          resources["mem_per_cpu_mb"])
+            self._defer(backend, job)
+        finally:
+            backend.close()
+
+    def execute_complete(self, context, event: Optional[dict] = None) -> Any:
+        store = _Store(context)
+        job = store.get(JOB_KEY) or {}
+        event = event or {}
+        if not job and event.get("job_id"):
+            job = {"job_id": event["job_id"], "job_name": event.get("job_name", self.spec["job_name"])}
+        backend = self._backend()
+        try:
+            self._publish(context, job)
+            return self._evaluate(context, backend, store, job, event)
+        finally:
+            backend.close()
+
+    def _evaluate(self, context, backend, store: _Store, job: dict, event: dict) -> dict:
+        status = event.get("status")
+        self._log_outputs(backend, job)
+        if status in ("error", "timeout"):
+            raise AirflowException(f"lost track of job {job.get('job_id')}: {event.get('message')}; "
+                                   "the retry re-attaches if it is still running")
+        state = LOST if status == "lost" else event.get("state", "UNKNOWN")
+        resources = self._resources(store)
+        bounds = Resources(time_limit_minutes=int(resources["time_limit_minutes"]),
+                           mem_per_cpu_mb=int(resources["mem_per_cpu_mb"]),
+                           max_time_limit_minutes=int(self.cluster.get("max_time_limit_minutes", 720)),
+                           max_mem_per_cpu_mb=int(self.cluster.get("max_mem_per_cpu_mb", 16000)))
+        decision = decide(state, event.get("exit_code"), bounds, signal=event.get("signal"))
+        history = list(resources.get("history") or [])
+        history.append({"job_id": job.get("job_id"), "state": state, "exit_code": event.get("exit_code"),
+                        "action": decision.action.value, "reason": decision.reason})
+        store.set(RESOURCES_KEY, {"time_limit_minutes": decision.time_limit_minutes,
+                                  "mem_per_cpu_mb": decision.mem_per_cpu_mb, "history": history[-20:]})
+        summary = backend.read_json(self._group_json())
+        if decision.action is Action.SUCCEED:
+            self.log.info("Group %s (%s): %s", self.spec["group"], job.get("job_name"), decision.reason)
+            return {"group": self.spec["group"], "job_id": job.get("job_id"), "job_name": job.get("job_name"),
+                    "state": state, "elapsed": event.get("elapsed", ""),
+                    "productions": len((summary or {}).get("productions", [])),
+                    "failures": (summary or {}).get("failures", [])}
+        message = f"group {self.spec['group']} ({job.get('job_name')}), job {job.get('job_id')}: {decision.reason}"
+        if decision.action is Action.FAIL:
+            raise AirflowFailException(message)
+        raise AirflowException(message)
+
+    def _group_json(self) -> str:
+        return f"{self.spec['variant_dir']}/groups/g{int(self.spec['group']):04d}.json"
+
+    def _log_outputs(self, backend, job: dict) -> None:
+        """Copy the end of the job's stdout/stderr and of failed productions' logs into the task log."""
+        lines = self.log_tail_lines
+        for label in ("stdout", "stderr"):
+            path = job.get(label)
+            if not path:
+                continue
+            try:
+                text = backend.tail(path, lines)
+            except Exception as error:  # noqa: BLE001 - logs are best effort
+                self.log.warning("could not read %s (%s): %s", label, path, error)
+                continue
+            if text.strip():
+                self.log.info("---- %s of job %s (%s), last %d lines ----\n%s", label, job.get("job_id"), path,
+                              lines, text.rstrip())
+        try:
+            summary = backend.read_json(self._group_json())
+        except Exception as error:  # noqa: BLE001
+            self.log.warning("could not read the group summary: %s", error)
+            return
+        for failure in (summary or {}).get("failures", [])[:10]:
+            production = str(failure.get("production", ""))
+            try:
+                commands.check_name(production)
+            except ValueError:
+                continue
+            path = f"{self.spec['variant_dir']}/logs/{production}.log"
+            text = backend.tail(path, lines)
+            self.log.warning("---- production %s failed in %s (%s): %s; last %d lines of %s ----\n%s", production,
+                             failure.get("step"), failure.get("error_class"), failure.get("message"), lines, path,
+                             text.rstrip())
+
+    def on_kill(self) -> None:
+        """Killed while submitting or evaluating: cancel the job (deferred waits cancel via the trigger)."""
+        if not self._job or not self._job.get("job_id"):
+            return
+        backend = self._backend()
+        try:
+            self.log.info("Cancelling job %s (%s)", self._job["job_id"], self._job.get("job_name"))
+            backend.cancel(self._job)
+        finally:
+            backend.close()

@@ -1,0 +1,92 @@
+"""Airflow plugin for faxflow: extra links (Slurm job, campaign report) and a small report/job viewer.
+
+The viewer is a FastAPI app under ``/faxflow`` that requires an Airflow login (the same JWT/cookie the
+UI uses): plugin FastAPI apps are not protected by Airflow on their own. It serves only campaign
+reports/summaries (``report-*.md``, ``report-*.png``, ``summary-*.json``) inside the campaigns' output
+roots (or ``FAXFLOW_REPORT_ROOTS``, ``:``-separated), and shows job details passed in the link; it never
+opens SSH connections.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from pathlib import Path
+
+from airflow.plugins_manager import AirflowPlugin
+
+from faxflow.airflow.links import CampaignReportLink, SlurmJobLink
+
+_REPORT_NAME = re.compile(r"^(report-[0-9a-f]{8}\.(md|png)|summary-[0-9a-f]{8}\.json)$")
+
+
+def report_roots() -> list[Path]:
+    """Directories reports may be served from."""
+    if os.environ.get("FAXFLOW_REPORT_ROOTS"):
+        return [Path(p).resolve() for p in os.environ["FAXFLOW_REPORT_ROOTS"].split(os.pathsep) if p]
+    from faxflow.airflow.dag_factory import default_configs_dir, load_configs
+    from faxflow.airflow.tasks import local_output_root
+
+    configs = default_configs_dir(Path(os.environ.get("AIRFLOW__CORE__DAGS_FOLDER", "dags")) / "x.py")
+    roots = []
+    for path, campaign, _ in load_configs(configs):
+        if campaign is not None:
+            roots.append(local_output_root(campaign, path).resolve())
+    return roots
+
+
+def allowed_report(path: str) -> Path | None:
+    """The resolved file if it is a report/summary inside an allowed root, else None."""
+    try:
+        candidate = Path(path).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if not _REPORT_NAME.match(candidate.name) or not candidate.is_file():
+        return None
+    for root in report_roots():
+        if candidate.is_relative_to(root):
+            return candidate
+    return None
+
+
+def _build_app():
+    from fastapi import Depends, FastAPI, HTTPException
+    from fastapi.responses import FileResponse, HTMLResponse
+
+    from airflow.api_fastapi.core_api.security import get_user
+
+    app = FastAPI(title="faxflow", dependencies=[Depends(get_user)])
+
+    @app.get("/job", response_class=HTMLResponse)
+    def job(job_id: str = "", job_name: str = "", backend: str = "", stdout: str = "", stderr: str = "",
+            host: str = "") -> str:
+        rows = "".join(f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(v)}</code></td></tr>"
+                       for k, v in (("job id", job_id), ("job name", job_name), ("backend", backend),
+                                    ("connection", host), ("stdout", stdout), ("stderr", stderr)))
+        hint = (f"<p>On the cluster: <code>sacct -j {html.escape(job_id)} -o JobID,State,ExitCode,Elapsed</code>, "
+                f"<code>tail {html.escape(stdout)}</code></p>") if backend == "slurm" else ""
+        return f"<html><body><h1>faxflow job {html.escape(job_id)}</h1><table>{rows}</table>{hint}</body></html>"
+
+    @app.get("/report")
+    def report(path: str):
+        found = allowed_report(path)
+        if found is None:
+            raise HTTPException(status_code=404, detail="no such campaign report")
+        media = {".md": "text/markdown; charset=utf-8", ".png": "image/png", ".json": "application/json"}
+        return FileResponse(found, media_type=media[found.suffix])
+
+    return app
+
+
+def _fastapi_apps() -> list[dict]:
+    try:
+        return [{"app": _build_app(), "url_prefix": "/faxflow", "name": "faxflow reports"}]
+    except Exception:  # noqa: BLE001 - components without the API server still need the links
+        return []
+
+
+class FaxflowPlugin(AirflowPlugin):
+    name = "faxflow"
+    operator_extra_links = [SlurmJobLink(), CampaignReportLink()]
+    fastapi_apps = _fastapi_apps()
