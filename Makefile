@@ -17,12 +17,19 @@ $(INSTALLED): pyproject.toml constraints.txt
 
 install: $(INSTALLED)
 
+# The demo campaign through its Airflow DAG (dag.test, SQLite in .airflow/demo, local backend).
 demo: install
-	$(PY) -m faxflow.cli run configs/demo.yaml
+	$(PY) -m faxflow.airflow.demo configs/demo.yaml
+
+# Airflow standalone with the project's dags, plugins and pools: http://localhost:8080 (user admin,
+# password in .airflow/standalone.log). Stop: kill -TERM -- -$$(cat .airflow/standalone.pid)
+up: install
+	docker/standalone.sh
 
 # System packages for the real Slurm + sshd sandbox (root, Debian), then the whole suite.
 test: install
 	tests/cluster/install.sh
+	docker/install-faxflow.sh --dry-run
 	$(PY) -m pytest
 
 test-fast: install

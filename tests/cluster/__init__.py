@@ -1,0 +1,1 @@
+"""Real-cluster tests: a real Slurm + sshd sandbox on loopback (see harness.py)."""
