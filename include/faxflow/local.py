@@ -77,14 +77,18 @@ def run_local(plan: Plan, *, jobs: int, force: bool = False, console: Console | 
         pool.join()
 
     table = Table(title=f"campaign {plan.campaign} ({time.perf_counter() - started:.1f} s)")
-    for column in ("variant", "productions ok", "events", "merged table"):
+    for column in ("variant", "productions ok", "events out / in"):
         table.add_column(column)
+    merged = []
     for variant in plan.variants:
         summary = collect_variant(plan, variant.name, root, min_success_fraction=0.0)
         table.add_row(variant.name, f"{summary['productions_ok']} / {summary['productions']}",
-                      f"{summary['events_out']} / {summary['events_in']}", str(summary["merged"]))
+                      f"{summary['events_out']} / {summary['events_in']}")
+        merged.append(summary["merged"])
     console.print(table)
-    console.print(f"report: [bold]{write_report(plan, root)}[/]")
+    for path in filter(None, merged):
+        console.print(f"merged table: {path}", highlight=False, soft_wrap=True)
+    console.print(f"report: {write_report(plan, root)}", highlight=False, soft_wrap=True)
     codes = [summary["exit_code"] for summary in summaries if summary["exit_code"]]
     if codes:
         console.print(f"[red]{failed} production(s) failed[/]; logs in <variant dir>/logs/, "

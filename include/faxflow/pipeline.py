@@ -251,8 +251,8 @@ def run_group(plan: Plan, group_index: int, output_root: Optional[Path] = None, 
         results.append(result)
         on_production(result)
         if result.status == "ok":
-            echo(f"  {production_id}: ok, {result.events} events, ran {','.join(result.steps_run) or 'nothing'} "
-                 f"in {time.perf_counter() - started:.2f} s")
+            echo(f"  {production_id}: ok, {result.events} events, {len(result.steps_run)} steps run, "
+                 f"{len(result.steps_skipped)} reused, {time.perf_counter() - started:.2f} s")
     failures = [r.error for r in results if r.error]
     summary = {"group": group.index, "job_name": group.job_name, "variant": variant.name,
                "exit_code": _group_exit_code(failures), "failures": failures,

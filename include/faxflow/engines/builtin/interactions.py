@@ -1,0 +1,79 @@
+"""Interactions: pairing S1s with S2s (pax ``BuildInteractions``, domain-reference §5.4).
+
+Per event: the S1s ranked by (tight_coincidence, area) descending, first ``pair_n_s1s``; the S2s with
+area ≥ ``s2_pairing_threshold_pe`` ranked by area, first ``pair_n_s2s``. Looping S2s (outer) then
+S1s (inner), a pair is an interaction if the S2's sum-waveform maximum is not before the S1's.
+The main interaction is the first one. Alternatives (hax Extended): ``alt_s1`` is the S1 of the
+first later interaction with the main S2 and another S1; ``alt_s2`` the S2 of the first later
+interaction with the main S1 and another S2.
+"""
+
+import numpy as np
+from numba import njit
+
+from faxflow.engines.builtin.classification import S1, S2
+from faxflow.engines.builtin.parameters import ProcessingParameters
+
+
+def find_interactions(event_bounds: np.ndarray, peak_type: np.ndarray, area_pe: np.ndarray,
+                      tight_coincidence: np.ndarray, index_of_maximum: np.ndarray,
+                      processing: ProcessingParameters) -> dict[str, np.ndarray]:
+    """Peak indices (−1 if absent) of main_s1, main_s2, alt_s1, alt_s2 for each event.
+
+    Peaks of event e are rows event_bounds[e]:event_bounds[e + 1] of the other arrays.
+    """
+    out = _pair(event_bounds.astype(np.int64), peak_type.astype(np.int64), area_pe.astype(np.float64),
+                tight_coincidence.astype(np.int64), index_of_maximum.astype(np.int64),
+                processing.s2_pairing_threshold_pe, processing.pair_n_s1s, processing.pair_n_s2s)
+    return dict(zip(("main_s1", "main_s2", "alt_s1", "alt_s2"), out))
+
+
+def drift_time_ns(s1_index_of_maximum, s2_index_of_maximum, sample_duration_ns: float) -> np.ndarray:
+    """Drift time in ns from the sum-waveform maxima (samples) of the S1 and the S2."""
+    samples = np.asarray(s2_index_of_maximum, dtype=float) - np.asarray(s1_index_of_maximum, dtype=float)
+    return samples * sample_duration_ns
+
+
+def depth_z_cm(drift_time, processing: ProcessingParameters) -> np.ndarray:
+    """z in cm (negative below the gate) = −v_d (drift_time − drift_time_gate)."""
+    velocity_cm_per_ns = processing.drift_velocity_um_per_ns * 1e-4
+    return -velocity_cm_per_ns * (np.asarray(drift_time, dtype=float) - processing.drift_time_gate_us * 1e3)
+
+
+@njit(cache=True)
+def _pair(event_bounds, peak_type, area, tight, imax, s2_threshold, n_s1s, n_s2s):
+    n_events = len(event_bounds) - 1
+    main_s1 = np.full(n_events, -1, np.int64)
+    main_s2 = np.full(n_events, -1, np.int64)
+    alt_s1 = np.full(n_events, -1, np.int64)
+    alt_s2 = np.full(n_events, -1, np.int64)
+    for e in range(n_events):
+        a, b = event_bounds[e], event_bounds[e + 1]
+        s1s = np.empty(b - a, np.int64)
+        s2s = np.empty(b - a, np.int64)
+        n1 = 0
+        n2 = 0
+        for p in range(a, b):
+            if peak_type[p] == S1:
+                s1s[n1] = p
+                n1 += 1
+            elif peak_type[p] == S2 and area[p] >= s2_threshold:
+                s2s[n2] = p
+                n2 += 1
+        s1s = s1s[:n1]
+        s2s = s2s[:n2]
+        # descending by (tight coincidence, area): stable sort by area, then by tight coincidence
+        s1s = s1s[np.argsort(-area[s1s], kind="mergesort")]
+        s1s = s1s[np.argsort(-tight[s1s], kind="mergesort")][:n_s1s]
+        s2s = s2s[np.argsort(-area[s2s], kind="mergesort")][:n_s2s]
+        for s2 in s2s:
+            for s1 in s1s:
+                if imax[s2] < imax[s1]:
+                    continue
+                if main_s2[e] < 0:
+                    main_s1[e], main_s2[e] = s1, s2
+                elif s2 == main_s2[e] and alt_s1[e] < 0:
+                    alt_s1[e] = s1
+                elif s1 == main_s1[e] and s2 != main_s2[e] and alt_s2[e] < 0:
+                    alt_s2[e] = s2
+    return main_s1, main_s2, alt_s1, alt_s2

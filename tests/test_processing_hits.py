@@ -1,0 +1,90 @@
+"""Hit finding on hand-made pulses."""
+
+import numpy as np
+import pytest
+
+from faxflow.engines.builtin import detector
+from faxflow.engines.builtin.hits import find_hits
+from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
+
+PHYSICS = PhysicsParameters()
+PROCESSING = ProcessingParameters()
+LIVE = int(np.flatnonzero(detector.live_mask())[0])
+DEAD = int(detector.DEAD_CHANNELS[0])
+
+
+def hits_of(pulses, channels=None):
+    """Find hits in a list of w (= baseline − raw) arrays, one pulse each, all in event 0 at left 0."""
+    channels = channels or [LIVE] * len(pulses)
+    samples = np.concatenate([16000 - np.asarray(w) for w in pulses]).astype(np.int16)
+    lengths = np.array([len(w) for w in pulses])
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return find_hits(samples, np.zeros(len(pulses), np.int64), np.array(channels), np.zeros(len(pulses), np.int64),
+                     lengths, offsets, detector.adc_to_pe(PHYSICS), PROCESSING, 10.0)
+
+
+def flat(n=100):
+    return np.zeros(n, int)
+
+
+def test_threshold_is_strict_and_at_least_15_adc():
+    just_below = flat(); just_below[60] = 15
+    just_above = flat(); just_above[60] = 16
+    assert len(hits_of([just_below])) == 0
+    hits = hits_of([just_above])
+    assert len(hits) == 1 and hits.index_of_maximum[0] == 60
+
+
+def test_threshold_follows_noise_sigma():
+    rng = np.random.default_rng(3)
+    noise = np.round(rng.normal(0, 5, 400)).astype(int)  # 6 sigma ~ 30 ADC
+    noise = np.clip(noise, -14, 14)
+    pulse = noise.copy(); pulse[200] = 25
+    assert len(hits_of([pulse])) == 0
+    pulse[200] = 60
+    assert len(hits_of([pulse])) == 1
+
+
+def test_area_center_height_and_extension():
+    w = flat(200)
+    w[100:104] = [20, 50, 30, 10]
+    hits = hits_of([w])
+    to_pe = detector.adc_to_pe(PHYSICS)[LIVE]
+    assert hits.left[0] == 97 and hits.right[0] == 122  # raw hit 100..102 (> 15) extended -3/+20
+    assert hits.area_pe[0] == pytest.approx(110 * to_pe)
+    assert hits.height_pe[0] == pytest.approx(50 * to_pe)
+    assert hits.index_of_maximum[0] == 101
+    assert hits.center_ns[0] == pytest.approx(10 * (100 * 20 + 101 * 50 + 102 * 30 + 103 * 10) / 110)
+
+
+def test_extensions_do_not_overlap_neighbours():
+    w = flat(200)
+    w[50:52] = 40
+    w[60:62] = 40
+    hits = hits_of([w])
+    assert len(hits) == 2
+    assert hits.right[0] == 59  # stops before the next hit's first sample
+    assert hits.left[1] == 60   # cannot extend into the previous hit
+    assert hits.left[0] == 47 and hits.right[1] == 81
+
+
+def test_dead_channels_are_skipped_and_baseline_is_from_first_samples():
+    w = flat(); w[70] = 100
+    assert len(hits_of([w], channels=[DEAD])) == 0
+    shifted = w + 3  # baseline 3 ADC lower in raw: still one hit, the baseline absorbs the offset
+    hits = hits_of([shifted])
+    assert len(hits) == 1
+    assert hits.height_pe[0] == pytest.approx(100 * detector.adc_to_pe(PHYSICS)[LIVE])
+
+
+def test_hits_in_several_pulses_keep_their_event_and_channel():
+    a = flat(); a[55] = 80
+    b = flat(); b[80] = 80
+    samples = np.concatenate([16000 - a, 16000 - b]).astype(np.int16)
+    live = np.flatnonzero(detector.live_mask())[:2]
+    hits = find_hits(samples, np.array([0, 1]), live, np.array([1000, 20]), np.array([100, 100]),
+                     np.array([0, 100]), detector.adc_to_pe(PHYSICS), PROCESSING, 10.0)
+    assert list(hits.event) == [0, 1]
+    assert list(hits.channel) == list(live)
+    assert list(hits.index_of_maximum) == [1055, 100]
+    assert list(hits.sample_offset) == [52, 177]

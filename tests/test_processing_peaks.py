@@ -1,0 +1,100 @@
+"""Clustering, splitting, peak properties and classification on synthetic events."""
+
+import numpy as np
+import pytest
+
+from faxflow.engines.builtin import detector
+from faxflow.engines.builtin.classification import LONE_HIT, S1, S2, UNKNOWN, classify
+from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
+from faxflow.engines.builtin.process import process
+from faxflow.engines.builtin.sumwaveform import area_quantile_times
+from test_processing_synthetic import make_raw
+
+PHYSICS = PhysicsParameters()
+PROCESSING = ProcessingParameters()
+LIVE = np.flatnonzero(detector.live_mask())
+LIVE_TOP = LIVE[LIVE < 127]
+
+
+def s1_photons(rng, t_ns, n):
+    return [(c, t_ns + rng.exponential(45), 1) for c in rng.choice(LIVE, n, replace=False)]
+
+
+def s2_photons(rng, t_ns, n, sigma_ns=300):
+    return [(c, t_ns + rng.normal(0, sigma_ns) + rng.uniform(0, 360), 1) for c in rng.choice(LIVE, n)]
+
+
+def run(events, **kwargs):
+    return process(make_raw(events, **kwargs), PHYSICS, PROCESSING)
+
+
+def test_area_quantiles_of_a_flat_waveform():
+    out = np.empty(21)
+    area_quantile_times(np.ones(10), 10, 100, 10.0, out)
+    assert out[0] == pytest.approx(1000) and out[20] == pytest.approx(1100)
+    assert out[15] - out[5] == pytest.approx(50)  # 50 % width
+
+
+def test_s1_and_s2_become_one_peak_each_with_correct_properties():
+    rng = np.random.default_rng(1)
+    result = run([s1_photons(rng, 3000, 12) + s2_photons(rng, 15000, 600)], length_samples=2500)
+    peaks = result.peaks.set_index("type")
+    assert sorted(result.peaks["type"]) == ["s1", "s2"]
+    assert peaks.loc["s1", "area"] == pytest.approx(12, rel=0.15)
+    assert peaks.loc["s1", "n_contributing_channels"] == 12
+    assert peaks.loc["s1", "tight_coincidence"] >= 6
+    assert peaks.loc["s2", "area"] == pytest.approx(600, rel=0.05)
+    assert -peaks.loc["s1", "area_decile_from_midpoint_1"] < 70
+    assert 300 < peaks.loc["s2", "range_area_decile_5"] < 600  # Gaussian 300 ns ⊗ flat 360 ns
+    assert peaks.loc["s2", "index_of_maximum"] == pytest.approx(1518, abs=30)
+    event = result.events.iloc[0]
+    assert (event.main_s1, event.main_s2) == (0, 1)
+    assert event.drift_time == pytest.approx(12000, abs=300)
+
+
+def test_area_fraction_top_and_hit_time_spread():
+    rng = np.random.default_rng(2)
+    top = [(c, 5000 + rng.normal(0, 200), 1) for c in rng.choice(LIVE_TOP, 300)]
+    bottom = [(c, 5000 + rng.normal(0, 200), 1) for c in rng.choice(LIVE[LIVE >= 127], 100)]
+    peak = run([top + bottom], length_samples=1200).peaks.iloc[0]
+    assert peak.area_fraction_top == pytest.approx(0.75, abs=0.03)
+    assert peak.hit_time_std == pytest.approx(200, rel=0.2)
+    assert peak.hit_time_mean == pytest.approx(5000 + 30, abs=40)
+
+
+def test_s1s_are_kept_apart_by_the_350ns_gap_and_lone_hits_are_counted():
+    rng = np.random.default_rng(3)
+    photons = s1_photons(rng, 2000, 10) + s1_photons(rng, 4000, 10) + [(LIVE[5], 9000, 1)]
+    result = run([photons], length_samples=1500)
+    assert list(result.peaks["type"]) == ["s1", "s1"]
+    assert result.events.n_lone_hits[0] == 1
+
+
+def test_natural_breaks_splits_two_s2s_within_the_pass2_gap():
+    rng = np.random.default_rng(4)
+    events = [s2_photons(rng, 5000, 400, 100) + s2_photons(rng, 8000, 400, 100),  # 3 µs apart: one pass-2 cluster
+              s2_photons(rng, 5000, 800, 500)]  # one wide S2: must stay whole
+    peaks = run(events, length_samples=1500).peaks
+    first, second = peaks[peaks.event_number == 0], peaks[peaks.event_number == 1]
+    assert list(first["type"]) == ["s2", "s2"]
+    assert first["area"].to_numpy() == pytest.approx([400, 400], rel=0.08)
+    assert list(second["type"]) == ["s2"]
+
+
+def test_classification_rule():
+    rise = np.array([30, 30, 200, 200, 30])
+    width = np.array([100, 100, 800, 800, 100])
+    tight = np.array([3, 1, 1, 1, 1])
+    channels = np.array([5, 5, 10, 3, 1])
+    assert list(classify(rise, width, tight, channels, PROCESSING)) == [S1, UNKNOWN, S2, UNKNOWN, LONE_HIT]
+    limit = PROCESSING.s1_max_width_90p_ns
+    wide = classify(np.array([30, 30]), np.array([limit - 1, limit + 1]), np.array([5, 5]), np.array([5, 5]),
+                    PROCESSING)
+    assert list(wide) == [S1, S2]  # fast rise; the 90 % width decides
+
+
+def test_empty_and_noise_only_events_are_kept():
+    result = run([[], [(LIVE[0], 100, 0)]], length_samples=800)
+    assert list(result.events["event_number"]) == [0, 1]
+    assert (result.events["main_s2"] == -1).all() and result.events["drift_time"].isna().all()
+    assert len(result.peaks) == 0

@@ -1,0 +1,67 @@
+"""Position reconstruction, interactions and corrections on hand-made inputs."""
+
+import numpy as np
+import pytest
+
+from faxflow.engines.builtin import lightmaps
+from faxflow.engines.builtin.classification import S1, S2, UNKNOWN
+from faxflow.engines.builtin.corrections import corrections, true_radius_cm
+from faxflow.engines.builtin.interactions import depth_z_cm, find_interactions
+from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
+from faxflow.engines.builtin.posrec import pattern_fit
+
+PHYSICS = PhysicsParameters()
+PROCESSING = ProcessingParameters()
+
+
+def test_pattern_fit_recovers_positions_across_the_tpc():
+    rng = np.random.default_rng(5)
+    truth = np.array([[0.0, 0.0], [12.3, -7.7], [-30.0, 20.0], [0.0, 45.0], [-38.0, -5.0]])
+    expected = lightmaps.s2_top_pattern(truth[:, 0], truth[:, 1], PHYSICS) * 1500
+    x, y, gof = pattern_fit(rng.poisson(expected).astype(float), PHYSICS)
+    assert np.hypot(x - truth[:, 0], y - truth[:, 1]).max() < 1.0
+    assert np.all(gof > 0) and np.all(gof < 400)  # ~ chi2 with ~110 dof
+
+
+def test_pattern_fit_without_top_light_is_nan():
+    x, y, gof = pattern_fit(np.zeros((1, 127)), PHYSICS)
+    assert np.isnan(x[0]) and np.isnan(y[0]) and np.isnan(gof[0])
+
+
+def test_interactions_rank_s1s_by_coincidence_and_need_s1_before_s2():
+    # event 0: S2 at 1000; S1 A (tc 5, 10 PE) before it, S1 B (tc 2, 300 PE) before it, S1 C after it
+    # event 1: only an S2 below the 70 PE pairing threshold
+    kind = np.array([S1, S1, S2, S1, S2, S2, S1, UNKNOWN])
+    area = np.array([10, 300, 5000, 40, 200, 60, 20, 1000.0])
+    tight = np.array([5, 2, 50, 9, 30, 20, 4, 1])
+    imax = np.array([100, 120, 1000, 1500, 2000, 500, 100, 10])
+    bounds = np.array([0, 5, 8])
+    pairs = find_interactions(bounds, kind, area, tight, imax, PROCESSING)
+    assert (pairs["main_s1"][0], pairs["main_s2"][0]) == (0, 2)  # highest tight coincidence, before the S2
+    assert pairs["alt_s1"][0] == 1
+    assert pairs["alt_s2"][0] == 4
+    assert pairs["main_s2"][1] == -1
+
+
+def test_z_from_drift_time():
+    assert depth_z_cm(1700.0, PROCESSING) == pytest.approx(0.0)
+    assert depth_z_cm(1700.0 + 100_000, PROCESSING) == pytest.approx(-13.35)
+
+
+def test_fdc_inverts_the_simulator_distortion():
+    r_true, z = np.array([5.0, 25.0, 43.0]), np.array([-10.0, -50.0, -90.0])
+    observed = r_true + lightmaps.distortion_dr(r_true, z)
+    assert true_radius_cm(observed, z) == pytest.approx(r_true, abs=1e-3)
+
+
+def test_corrections():
+    out = corrections(np.array([10.0, np.nan]), np.array([1000.0, np.nan]), np.array([0.6, np.nan]),
+                      np.array([3.0, np.nan]), np.array([4.0, np.nan]), np.array([-50.0, np.nan]),
+                      np.array([550_000.0, np.nan]), PROCESSING)
+    r = out["r"][0]
+    assert out["r_observed"][0] == pytest.approx(5.0) and r > 5.0
+    assert out["s2_lifetime_correction"][0] == pytest.approx(np.e)
+    assert out["cs2"][0] == pytest.approx(1000 * np.e / lightmaps.s2_light_yield(r, 0.0))
+    assert out["cs2_top"][0] + out["cs2_bottom"][0] == pytest.approx(out["cs2"][0])
+    assert out["cs1"][0] == pytest.approx(10 / lightmaps.s1_light_yield(r, 0.0, -50.0))
+    assert all(np.isnan(values[1]) for values in out.values())
