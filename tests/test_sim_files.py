@@ -1,6 +1,7 @@
 """Files of the builtin simulator: instruction CSV validation, raw .npz format, truth CSV, determinism."""
 
 import logging
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -147,17 +148,42 @@ def test_corrupt_raw_files_are_bad_input(tmp_path):
         rawio.write_raw(tmp_path / "inconsistent.npz", raw)
 
 
-def test_streaming_writer_spools_to_disk_with_identical_bytes(tmp_path):
+def test_streaming_writer_writes_samples_once_with_identical_bytes(tmp_path):
     _, _, raw_path = run(tmp_path, write_csv(tmp_path, GOOD_ROWS))
     raw = rawio.read_raw(raw_path)
-    spooled = tmp_path / "spooled.npz"
-    writer = rawio.RawWriter(spooled, raw.sample_duration_ns, raw.baseline_adc, memory_limit_bytes=1)
+    streamed = tmp_path / "streamed.npz"
+    writer = rawio.RawWriter(streamed, raw.sample_duration_ns, raw.baseline_adc)
+    partial = tmp_path / ".streamed.npz.partial"
     half = int(raw.event_first_pulse[2])
     for events, pulses in ((slice(0, 2), slice(0, half)), (slice(2, None), slice(half, None))):
+        samples = (raw.samples[raw.pulse_offset[pulses][0]:] if pulses.stop is None
+                   else raw.samples[:raw.pulse_offset[half]]).copy()
+        size_before = partial.stat().st_size
         writer.append(raw.event_number[events], raw.event_length_samples[events], raw.event_n_pulses[events],
-                      raw.pulse_channel[pulses], raw.pulse_left[pulses], raw.pulse_length[pulses],
-                      raw.samples[raw.pulse_offset[pulses][0]:] if pulses.stop is None
-                      else raw.samples[:raw.pulse_offset[half]])
+                      raw.pulse_channel[pulses], raw.pulse_left[pulses], raw.pulse_length[pulses], samples)
+        samples[:] = -1  # the writer must not keep a reference to the batch's (reused) buffer
+        assert partial.stat().st_size - size_before == samples.nbytes  # streamed straight to the file
+    assert not streamed.exists()
     writer.close()
-    assert spooled.read_bytes() == raw_path.read_bytes()
-    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".samples"] == []
+    assert streamed.read_bytes() == raw_path.read_bytes()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith((".samples", ".partial"))] == []
+    with zipfile.ZipFile(streamed) as archive:
+        assert archive.testzip() is None  # every member's CRC is right
+
+
+def test_aborted_writer_leaves_no_file(tmp_path):
+    writer = rawio.RawWriter(tmp_path / "aborted.npz", 10.0, 16000)
+    writer.append([0], [100], [1], [3], [10], [4], np.zeros(4, np.int16))
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fast_truth_writer_matches_pandas(tmp_path):
+    truth = pd.DataFrame({"instruction": [0, 0, 7], "peak_type": ["s1", "s2", "s2"], "x": [1.5, np.nan, -0.0],
+                          "n_photons": [3, 0, 12], "t": [6000.0, 1e-12 / 3, 123456789.123456]})
+    truth.index.name = "fax_truth_peak_id"
+    for frame in (truth, truth.assign(peak_type=["a,b", "s2", "s2"]), truth.iloc[:0]):
+        fast, slow = tmp_path / "fast.csv", tmp_path / "slow.csv"
+        simulate.write_truth(fast, frame)
+        frame.to_csv(slow, index_label="fax_truth_peak_id", float_format=simulate.TRUTH_FLOAT_FORMAT)
+        assert fast.read_bytes() == slow.read_bytes()

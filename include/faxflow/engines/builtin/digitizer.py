@@ -20,6 +20,7 @@ SAMPLES_AFTER_PULSE_CENTRE = 20
 PULSE_SAMPLES = SAMPLES_BEFORE_PULSE_CENTRE + SAMPLES_AFTER_PULSE_CENTRE
 MAX_ADC = 16383
 NOISE_BANK_SIZE = 2 ** 20
+_SCAN_BLOCK = 64  # samples per block of the ZLE threshold scan
 _SPIKE = -1  # offset marker of a noise-tail spike (its "area" is in ADC counts)
 
 # SPE template (1 ns steps, -12..196 ns, maximum at 0): Gaussian rise (sigma 3 ns), then
@@ -124,13 +125,204 @@ def noise_spike_deposits(event_length_samples, physics, rng: np.random.Generator
 
 
 def sort_deposits(parts: list[Deposits]) -> Deposits:
-    """Concatenate and sort deposits by (event, channel, start)."""
+    """Concatenate and sort deposits by (event, channel, start), stably."""
     merged = {name: np.concatenate([getattr(p, name) for p in parts])
               for name in ("event", "channel", "start", "offset", "amount")}
-    # One int64 key (event, channel, start) sorts faster than a lexsort; starts are < 2^32 samples.
-    key = ((merged["event"] * detector.N_TPC_CHANNELS + merged["channel"]) << 32) | merged["start"]
-    order = np.argsort(key, kind="stable")
-    return Deposits(**{name: values[order] for name, values in merged.items()})
+    return Deposits(*_sorted_deposits(merged["event"], merged["channel"], merged["start"], merged["offset"],
+                                      merged["amount"], detector.N_TPC_CHANNELS))
+
+
+def photoelectron_deposits(event, channel, time_ns, area_electrons, copies, afterpulse_parent,
+                           afterpulse_delay_ns, afterpulse_area, spikes: Deposits, event_length_samples,
+                           physics) -> Deposits:
+    """Sorted deposits of a batch: its photoelectrons plus the noise spikes ``spikes``.
+
+    The photoelectrons are the photons (``event``, ``channel``, ``time_ns`` since the event
+    origin), then the double-PE copies ``copies`` (photon indices), then the afterpulses, whose
+    parents index photons followed by copies; ``area_electrons`` covers photons and copies.
+    Same result as ``sort_deposits([pe_deposits(<all PEs concatenated>), spikes])``, with no
+    intermediate arrays.
+    """
+    return Deposits(*_build_sorted_deposits(
+        np.asarray(event, dtype=np.int64), np.asarray(channel, dtype=np.int64), np.asarray(time_ns, dtype=float),
+        np.asarray(copies, dtype=np.int64), np.asarray(area_electrons, dtype=float),
+        np.asarray(afterpulse_parent, dtype=np.int64), np.asarray(afterpulse_delay_ns, dtype=float),
+        np.asarray(afterpulse_area, dtype=float), spikes.event.astype(np.int64, copy=False),
+        spikes.channel.astype(np.int64, copy=False), spikes.start.astype(np.int64, copy=False),
+        spikes.offset.astype(np.int64, copy=False), spikes.amount.astype(float, copy=False),
+        np.asarray(event_length_samples, dtype=np.int64), float(physics.event_padding_ns),
+        int(round(physics.sample_duration_ns)), PULSE_SAMPLES, detector.N_TPC_CHANNELS))
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _build_sorted_deposits(event, channel, time_ns, copies, area, ap_parent, ap_delay, ap_area, spike_event,
+                           spike_channel, spike_start, spike_offset, spike_amount, event_length, padding_ns,
+                           dt, pulse_samples, n_channels):
+    n_photons, n_copies, n_afterpulses = len(event), len(copies), len(ap_parent)
+    n_pe = n_photons + n_copies + n_afterpulses
+    total = n_pe + len(spike_event)
+    n_events = len(event_length)
+    # 1. Place every PE (dropping those whose block leaves the event) and append the spikes.
+    u_event = np.empty(total, dtype=np.int64)
+    u_channel = np.empty(total, dtype=np.int64)
+    u_start = np.empty(total, dtype=np.int64)
+    u_offset = np.empty(total, dtype=np.int64)
+    u_amount = np.empty(total, dtype=np.float64)
+    m = 0
+    for j in range(n_pe):
+        if j < n_photons:
+            p = j
+            t = time_ns[p]
+            a = area[j]
+        elif j < n_photons + n_copies:
+            p = copies[j - n_photons]
+            t = time_ns[p]
+            a = area[j]
+        else:
+            q = ap_parent[j - n_photons - n_copies]
+            p = q if q < n_photons else copies[q - n_photons]
+            t = time_ns[p] + ap_delay[j - n_photons - n_copies]
+            a = ap_area[j - n_photons - n_copies]
+        centre = np.int64(np.floor(t + padding_ns))
+        start = centre // dt - 1
+        e = event[p]
+        if start >= 0 and start + pulse_samples <= event_length[e]:
+            u_event[m] = e
+            u_channel[m] = channel[p]
+            u_start[m] = start
+            u_offset[m] = centre % dt
+            u_amount[m] = a
+            m += 1
+    for j in range(len(spike_event)):
+        u_event[m] = spike_event[j]
+        u_channel[m] = spike_channel[j]
+        u_start[m] = spike_start[j]
+        u_offset[m] = spike_offset[j]
+        u_amount[m] = spike_amount[j]
+        m += 1
+    # 2. Stable counting sort by event: move the deposits into event order (sequential streams).
+    event_first = np.zeros(n_events + 1, dtype=np.int64)
+    for i in range(m):
+        event_first[u_event[i] + 1] += 1
+    for e in range(n_events):
+        event_first[e + 1] += event_first[e]
+    cursor = event_first[:-1].copy()
+    e_channel = np.empty(m, dtype=np.int64)
+    e_start = np.empty(m, dtype=np.int64)
+    e_offset = np.empty(m, dtype=np.int64)
+    e_amount = np.empty(m, dtype=np.float64)
+    for i in range(m):
+        e = u_event[i]
+        position = cursor[e]
+        cursor[e] = position + 1
+        e_channel[position] = u_channel[i]
+        e_start[position] = u_start[i]
+        e_offset[position] = u_offset[i]
+        e_amount[position] = u_amount[i]
+    # 3. Per event: stable counting sort by channel, then a stable sort by start inside each
+    # (event, channel) group, then gather; all within the event's (cache-resident) range.
+    sorted_event = np.empty(m, dtype=np.int64)
+    sorted_channel = np.empty(m, dtype=np.int64)
+    sorted_start = np.empty(m, dtype=np.int64)
+    sorted_offset = np.empty(m, dtype=np.int64)
+    sorted_amount = np.empty(m, dtype=np.float64)
+    order = np.empty(m, dtype=np.int64)
+    key = np.empty(m, dtype=np.int64)
+    channel_first = np.zeros(n_channels + 1, dtype=np.int64)
+    channel_cursor = np.zeros(n_channels, dtype=np.int64)
+    for e in range(n_events):
+        lo, hi = event_first[e], event_first[e + 1]
+        channel_first[:] = 0
+        for j in range(lo, hi):
+            channel_first[e_channel[j] + 1] += 1
+        channel_first[0] = lo
+        for c in range(n_channels):
+            channel_first[c + 1] += channel_first[c]
+            channel_cursor[c] = channel_first[c]
+        for j in range(lo, hi):
+            c = e_channel[j]
+            position = channel_cursor[c]
+            channel_cursor[c] = position + 1
+            order[position] = j
+            key[position] = e_start[j]
+        for c in range(n_channels):
+            g_lo, g_hi = channel_first[c], channel_first[c + 1]
+            if g_hi - g_lo <= 64:
+                for j in range(g_lo + 1, g_hi):  # insertion sort: equal starts keep their order
+                    k = key[j]
+                    o = order[j]
+                    r = j - 1
+                    while r >= g_lo and key[r] > k:
+                        key[r + 1] = key[r]
+                        order[r + 1] = order[r]
+                        r -= 1
+                    key[r + 1] = k
+                    order[r + 1] = o
+            else:
+                within = np.argsort(key[g_lo:g_hi], kind="mergesort")
+                order[g_lo:g_hi] = order[g_lo:g_hi][within]
+        for j in range(lo, hi):
+            i = order[j]
+            sorted_event[j] = e
+            sorted_channel[j] = e_channel[i]
+            sorted_start[j] = e_start[i]
+            sorted_offset[j] = e_offset[i]
+            sorted_amount[j] = e_amount[i]
+    return sorted_event, sorted_channel, sorted_start, sorted_offset, sorted_amount
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _sorted_deposits(event, channel, start, offset, amount, n_channels):
+    """Stable sort by (event, channel, start): a counting sort by (event, channel), then an
+    insertion sort by start inside each (small) group; large groups use a stable merge sort."""
+    n = len(event)
+    n_groups = 1
+    for i in range(n):
+        n_groups = max(n_groups, event[i] * n_channels + channel[i] + 1)
+    cursor = np.zeros(n_groups + 1, dtype=np.int64)
+    for i in range(n):
+        cursor[event[i] * n_channels + channel[i] + 1] += 1
+    for g in range(n_groups):
+        cursor[g + 1] += cursor[g]
+    group_start = cursor[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    key = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        g = event[i] * n_channels + channel[i]
+        position = cursor[g]
+        order[position] = i
+        key[position] = start[i]
+        cursor[g] = position + 1
+    for g in range(n_groups):
+        lo = group_start[g]
+        hi = cursor[g]
+        if hi - lo <= 64:
+            for j in range(lo + 1, hi):  # insertion sort: equal starts keep their order
+                k = key[j]
+                o = order[j]
+                m = j - 1
+                while m >= lo and key[m] > k:
+                    key[m + 1] = key[m]
+                    order[m + 1] = order[m]
+                    m -= 1
+                key[m + 1] = k
+                order[m + 1] = o
+        else:
+            within = np.argsort(key[lo:hi], kind="mergesort")
+            order[lo:hi] = order[lo:hi][within]
+    sorted_event = np.empty(n, dtype=event.dtype)
+    sorted_channel = np.empty(n, dtype=channel.dtype)
+    sorted_start = np.empty(n, dtype=start.dtype)
+    sorted_offset = np.empty(n, dtype=offset.dtype)
+    sorted_amount = np.empty(n, dtype=amount.dtype)
+    for j in range(n):
+        i = order[j]
+        sorted_event[j] = event[i]
+        sorted_channel[j] = channel[i]
+        sorted_start[j] = start[i]
+        sorted_offset[j] = offset[i]
+        sorted_amount[j] = amount[i]
+    return sorted_event, sorted_channel, sorted_start, sorted_offset, sorted_amount
 
 
 @numba.njit(cache=True)
@@ -174,93 +366,126 @@ def _regions(event, start, offset, group_ends, event_length, margin, pulse_sampl
     return left[:n_regions], right[:n_regions], first[:n_regions], last[:n_regions]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, boundscheck=False)
 def _digitize_regions(channel, start, offset, amount, region_left, region_right, region_first,
-                      region_last, region_event_length, noise_starts, noise_bank, noise_rms,
-                      current_per_electron, adc_per_current, baseline, threshold, padding):
-    """Build each region's waveform, apply the ZLE and return the stored pulses.
+                      region_last, noise_starts, noise_bank, noise_rms, current_per_electron,
+                      adc_per_current, baseline, threshold, padding, samples):
+    """Build each region's waveform, apply the ZLE and store the kept pulses in ``samples``.
 
-    Returns (region index, left, length) per pulse and the concatenated int16 samples.
+    Each region is digitised straight into ``samples`` (int16, at least as long as all regions
+    together) at the current write position; its ZLE windows are then compacted in place (they
+    never start before the region, so the copy always moves samples backwards). Loops run over
+    slices so LLVM can vectorise them. Returns (region index, left, length) per pulse and the
+    number of samples written.
     """
-    total = 0
+    max_width = 0
     for r in range(len(region_left)):
-        total += region_right[r] - region_left[r]
-    samples = np.empty(total, dtype=np.int16)
-    max_pulses = total // (2 * padding) + 2 * len(region_left) + 1
+        max_width = max(max_width, region_right[r] - region_left[r])
+    max_pulses = len(samples) // (2 * padding) + 2 * len(region_left) + 1
     pulse_region = np.empty(max_pulses, dtype=np.int64)
     pulse_left = np.empty(max_pulses, dtype=np.int64)
     pulse_length = np.empty(max_pulses, dtype=np.int64)
-    current = np.zeros(0)
-    raw = np.zeros(0, dtype=np.int64)
+    n_pulse_samples = current_per_electron.shape[1]
+    current = np.zeros(max_width + n_pulse_samples)
+    fractions = current_per_electron.ravel()
+    one_window_per_block = 2 * padding + 1 >= _SCAN_BLOCK
     n_pulses = 0
     n_samples = 0
     bank_size = len(noise_bank)
-    n_pulse_samples = current_per_electron.shape[1]
     for r in range(len(region_left)):
         left = region_left[r]
         width = region_right[r] - left
-        if len(current) < width:
-            current = np.zeros(2 * width)
-            raw = np.zeros(2 * width, dtype=np.int64)
         current[:width] = 0.0
-        ch = channel[region_first[r]]
         for i in range(region_first[r], region_last[r]):
             if offset[i] >= 0:
-                position = start[i] - left
+                a = amount[i]
+                # unsigned indices: no negative-index wraparound checks in the hot loop
+                position = np.uint64(start[i] - left)
+                row = np.uint64(offset[i] * n_pulse_samples)
                 for k in range(n_pulse_samples):
-                    current[position + k] += amount[i] * current_per_electron[offset[i], k]
+                    current[position + np.uint64(k)] += a * fractions[row + np.uint64(k)]
+        ch = channel[region_first[r]]
         rms = noise_rms[ch]
-        thr = threshold[ch]
-        window_start = -1
-        window_stop = -1  # inclusive
-        bank_index = noise_starts[r]
-        for s in range(width):
-            noise = np.int64(np.rint(noise_bank[bank_index] * rms))
-            bank_index += 1
-            if bank_index == bank_size:
-                bank_index = 0
-            value = baseline - np.int64(current[s] * adc_per_current) + noise
-            raw[s] = min(max(value, 0), MAX_ADC)
+        raw = samples[n_samples:n_samples + width]  # digitise in place, compact below
+        bank_start = noise_starts[r]
+        done = 0
+        while done < width:  # the noise bank is read cyclically
+            chunk = min(width - done, bank_size - bank_start)
+            noise = noise_bank[bank_start:bank_start + chunk]
+            signal = current[done:done + chunk]
+            out = raw[done:done + chunk]
+            for s in range(chunk):
+                value = baseline - np.int64(signal[s] * adc_per_current) + np.int64(np.rint(noise[s] * rms))
+                out[s] = min(max(value, 0), MAX_ADC)
+            done += chunk
+            bank_start = 0
         for i in range(region_first[r], region_last[r]):
             if offset[i] < 0:  # a noise-tail sample replaces the Gaussian noise sample
                 position = start[i] - left
-                raw[position] = max(min(raw[position], baseline - np.int64(amount[i])), 0)
-        event_stop = region_event_length[r] - 1
-        for s in range(width):
-            if baseline - raw[s] > thr + 1:
-                lo = max(left + s - padding, 0)
-                hi = min(left + s + padding, event_stop)
-                if window_start >= 0 and lo <= window_stop:
-                    window_stop = max(window_stop, hi)
-                else:
-                    if window_start >= 0:
-                        n_pulses, n_samples = _store(window_start, window_stop, left, r, raw, samples,
-                                                     n_samples, pulse_region, pulse_left, pulse_length,
-                                                     n_pulses)
-                    window_start = lo
-                    window_stop = hi
+                raw[position] = max(min(np.int64(raw[position]), baseline - np.int64(amount[i])), 0)
+        # Windows stay inside the region (which never extends past the event): only a rare
+        # Gaussian-noise crossing near a region edge would reach further.
+        level = baseline - threshold[ch] - 1  # ZLE: kept if baseline - raw > threshold + 1
+        window_start = -1
+        window_stop = -1  # inclusive, region-relative
+        write = n_samples
+        block = 0
+        while block < width:
+            block_stop = min(block + _SCAN_BLOCK, width)
+            lowest = MAX_ADC
+            candidates = raw[block:block_stop]
+            for s in range(block_stop - block):
+                lowest = min(lowest, candidates[s])
+            if lowest < level:
+                # All crossings of one block overlap (block <= 2 x padding + 1): only its first
+                # and last crossing matter.
+                crossing = block
+                while raw[crossing] >= level:
+                    crossing += 1
+                last_crossing = block_stop - 1
+                if one_window_per_block:
+                    while raw[last_crossing] >= level:
+                        last_crossing -= 1
+                while crossing <= last_crossing:
+                    if raw[crossing] < level:
+                        lo = max(crossing - padding, 0)
+                        hi = min(crossing + padding, width - 1)
+                        if window_start >= 0 and lo <= window_stop:
+                            window_stop = max(window_stop, hi)
+                        else:
+                            if window_start >= 0:
+                                write, n_pulses = _store(window_start, window_stop, left, r, raw, samples,
+                                                         write, pulse_region, pulse_left, pulse_length,
+                                                         n_pulses)
+                            window_start = lo
+                            window_stop = hi
+                    crossing = last_crossing if one_window_per_block and crossing < last_crossing else crossing + 1
+            block = block_stop
         if window_start >= 0:
-            n_pulses, n_samples = _store(window_start, window_stop, left, r, raw, samples, n_samples,
-                                         pulse_region, pulse_left, pulse_length, n_pulses)
-    return (pulse_region[:n_pulses], pulse_left[:n_pulses], pulse_length[:n_pulses],
-            samples[:n_samples])
+            write, n_pulses = _store(window_start, window_stop, left, r, raw, samples, write,
+                                     pulse_region, pulse_left, pulse_length, n_pulses)
+        n_samples = write
+    return pulse_region[:n_pulses], pulse_left[:n_pulses], pulse_length[:n_pulses], n_samples
 
 
-@numba.njit(cache=True)
-def _store(window_start, window_stop, region_left, region, raw, samples, n_samples, pulse_region,
+@numba.njit(cache=True, boundscheck=False, inline="always")
+def _store(window_start, window_stop, region_left, region, raw, samples, write, pulse_region,
            pulse_left, pulse_length, n_pulses):
-    """Append one ZLE window, start rounded up to even and (inclusive) stop down to odd."""
-    first = window_start + window_start % 2
-    last = window_stop - (1 - window_stop % 2)
+    """Move one ZLE window (region-relative; absolute start rounded up to even, inclusive stop
+    down to odd) to ``samples[write:]``."""
+    first = window_start + (region_left + window_start) % 2
+    last = window_stop - (1 - (region_left + window_stop) % 2)
     if last < first:
-        return n_pulses, n_samples
+        return write, n_pulses
     length = last - first + 1
-    for s in range(length):
-        samples[n_samples + s] = raw[first - region_left + s]
+    source = raw[first:first + length]
+    target = samples[write:write + length]
+    for s in range(length):  # target never starts after source: a forward copy is safe
+        target[s] = source[s]
     pulse_region[n_pulses] = region
-    pulse_left[n_pulses] = first
+    pulse_left[n_pulses] = region_left + first
     pulse_length[n_pulses] = length
-    return n_pulses + 1, n_samples + length
+    return write + length, n_pulses + 1
 
 
 @dataclass(frozen=True)
@@ -274,9 +499,25 @@ class ZlePulses:
     samples: np.ndarray
 
 
+class SampleBuffer:
+    """Reusable int16 working memory for :func:`digitize` (grows, never shrinks)."""
+
+    def __init__(self):
+        self._array = np.empty(0, dtype=np.int16)
+
+    def get(self, n: int) -> np.ndarray:
+        if len(self._array) < n:
+            self._array = np.empty(n + n // 4, dtype=np.int16)
+        return self._array
+
+
 def digitize(deposits: Deposits, event_length_samples, physics, noise_bank,
-             rng: np.random.Generator) -> ZlePulses:
-    """Digitise sorted deposits and apply the software ZLE (threshold + 1, +-padding, even/odd)."""
+             rng: np.random.Generator, sample_buffer: SampleBuffer | None = None) -> ZlePulses:
+    """Digitise sorted deposits and apply the software ZLE (threshold + 1, +-padding, even/odd).
+
+    With a ``sample_buffer`` the returned ``samples`` are a view into its memory, valid until
+    the buffer's next use; without, they are a fresh array.
+    """
     event_length = np.asarray(event_length_samples, dtype=np.int64)
     padding = int(physics.zle_padding_samples)
     group_ends = _group_ends(deposits.event, deposits.channel)
@@ -285,11 +526,15 @@ def digitize(deposits: Deposits, event_length_samples, physics, noise_bank,
     noise_starts = rng.integers(0, len(noise_bank), size=len(left))
     current_per_electron = pulse_charge_fractions(physics.sample_duration_ns) / physics.sample_duration_ns
     region_event = deposits.event[first]
-    pulse_region, pulse_left, pulse_length, samples = _digitize_regions(
+    n_region_samples = int((right - left).sum())
+    samples = (np.empty(n_region_samples, dtype=np.int16) if sample_buffer is None
+               else sample_buffer.get(n_region_samples))
+    pulse_region, pulse_left, pulse_length, n_samples = _digitize_regions(
         deposits.channel, deposits.start, deposits.offset, deposits.amount.astype(np.float64),
-        left, right, first, last, event_length[region_event], noise_starts, noise_bank,
-        noise_rms_adc(physics), current_per_electron, float(physics.adc_per_electron_per_ns),
-        int(physics.digitizer_baseline_adc), detector.zle_thresholds_adc(physics), padding)
+        left, right, first, last, noise_starts, noise_bank, noise_rms_adc(physics), current_per_electron,
+        float(physics.adc_per_electron_per_ns), int(physics.digitizer_baseline_adc),
+        detector.zle_thresholds_adc(physics), padding, samples)
+    samples = samples[:n_samples]
     first_of_pulse = first[pulse_region]
     return ZlePulses(region_event[pulse_region], deposits.channel[first_of_pulse], pulse_left,
                      pulse_length, samples)

@@ -6,6 +6,7 @@ probability ``s2_mean_area_fraction_top`` following the parametric top pattern a
 S2 position, else uniform over the live bottom PMTs.
 """
 
+import numba
 import numpy as np
 
 from faxflow.engines.builtin import detector, lightmaps
@@ -41,15 +42,59 @@ def s2_photon_channels(source_of_photon, source_x_cm, source_y_cm, physics,
     goes_top = np.flatnonzero(rng.random(n) < physics.s2_mean_area_fraction_top)
     if len(goes_top) == 0:
         return channels
-    used_sources, source_index = np.unique(source_of_photon[goes_top], return_inverse=True)
+    used_sources, source_index = _unique_inverse(source_of_photon[goes_top])
     pattern = lightmaps.s2_top_pattern(np.asarray(source_x_cm)[used_sources],
                                        np.asarray(source_y_cm)[used_sources], physics)
-    # Sample every photon's top channel in one search: row i of the cumulative pattern is shifted
-    # by +i so all rows form one increasing sequence.
+    # Inverse-CDF sampling of every photon's top channel. Row i of the cumulative pattern is shifted
+    # by +i, the photon's uniform number u becomes i + u, and the channel is the first entry > i + u
+    # (what one searchsorted over all rows, which form one increasing sequence, would return).
     cumulative = np.cumsum(pattern, axis=1)
     cumulative /= cumulative[:, -1:]
     cumulative += np.arange(len(used_sources))[:, None]
-    flat_index = np.searchsorted(cumulative.ravel(), source_index + rng.random(len(goes_top)), side="right")
-    n_top = pattern.shape[1]
-    channels[goes_top] = detector.TOP_CHANNELS[np.minimum(flat_index - source_index * n_top, n_top - 1)]
+    targets = source_index + rng.random(len(goes_top))
+    channels[goes_top] = detector.TOP_CHANNELS[_search_rows(cumulative, source_index, targets)]
     return channels
+
+
+def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)``, without a sort when ``values`` is already sorted."""
+    if len(values) and np.all(values[1:] >= values[:-1]):
+        new = np.empty(len(values), dtype=bool)
+        new[0] = True
+        np.not_equal(values[1:], values[:-1], out=new[1:])
+        return values[new], np.cumsum(new) - 1
+    return np.unique(values, return_inverse=True)
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _search_rows(cumulative, row, targets):
+    """Per target: index of the first entry of ``cumulative[row]`` > target, at most the last one.
+
+    Row i holds a CDF shifted by +i. A guide table per row (first entry above each of 64 equal
+    steps of the CDF) gives a starting point; a short exact local search finishes, so the result
+    equals a binary search's.
+    """
+    n_rows, n_columns = cumulative.shape
+    n_guide = 64
+    guide = np.empty((n_rows, n_guide), dtype=np.int32)
+    for i in range(n_rows):
+        values = cumulative[i]
+        k = 0
+        for b in range(n_guide):
+            level = i + b / n_guide
+            while k < n_columns - 1 and values[k] <= level:
+                k += 1
+            guide[i, b] = k
+    found = np.empty(len(targets), dtype=np.int64)
+    for j in range(len(targets)):
+        i = row[j]
+        values = cumulative[i]
+        target = targets[j]
+        b = min(max(int((target - i) * n_guide), 0), n_guide - 1)
+        k = guide[i, b]
+        while k > 0 and values[k - 1] > target:
+            k -= 1
+        while k < n_columns and values[k] <= target:
+            k += 1
+        found[j] = min(k, n_columns - 1)
+    return found

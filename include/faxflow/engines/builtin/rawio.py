@@ -11,9 +11,10 @@ Arrays (all required):
 * ``samples`` (int16): raw ADC counts; the baseline is ``baseline_adc`` and signals go down.
 """
 
-import tempfile
+import os
+import struct
 import zipfile
-from collections.abc import Iterable
+import zlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -22,7 +23,9 @@ import numpy as np
 from faxflow.errors import BadInputError
 
 FORMAT_VERSION = 1
-_FIXED_ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+_DOS_DATE, _DOS_TIME = (0 << 9) | (1 << 5) | 1, 0  # every zip member is dated 1980-01-01 00:00:00
+_ZIP64_VERSION = 45
+_NPY_HEADER_BYTES = 128
 
 _DTYPES = {
     "format_version": np.int64,
@@ -102,23 +105,200 @@ class RawData:
         return problems
 
 
-def _write_archive(path: Path, raw: RawData, sample_chunks: Iterable[np.ndarray]) -> None:
-    """Write the arrays of ``raw`` as an ``np.load``-compatible zip; ``samples`` comes from
-    ``sample_chunks`` (raw.samples only provides its length). Member timestamps are fixed so the
-    same data always gives the same bytes."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, dtype in _DTYPES.items():
-            member = zipfile.ZipInfo(f"{name}.npy", date_time=_FIXED_ZIP_TIMESTAMP)
-            with archive.open(member, "w", force_zip64=True) as handle:
-                if name != "samples":
-                    np.lib.format.write_array(handle, np.asarray(getattr(raw, name), dtype=dtype),
-                                              allow_pickle=False)
-                    continue
-                header = np.lib.format.header_data_from_array_1_0(np.zeros(0, dtype=dtype))
-                header["shape"] = (len(raw.samples),)
-                np.lib.format.write_array_header_1_0(handle, header)
-                for chunk in sample_chunks:
-                    handle.write(memoryview(np.ascontiguousarray(chunk, dtype=dtype)).cast("B"))
+def _crc32_combine(crc1: int, crc2: int, length2: int) -> int:
+    """CRC-32 of A + B from crc1 = crc32(A), crc2 = crc32(B) and len(B) (zlib's crc32_combine)."""
+    def times(matrix, vector):
+        total, row = 0, 0
+        while vector:
+            if vector & 1:
+                total ^= matrix[row]
+            vector >>= 1
+            row += 1
+        return total
+
+    def square(matrix):
+        return [times(matrix, matrix[n]) for n in range(32)]
+
+    if length2 <= 0:
+        return crc1
+    odd = [0xEDB88320] + [1 << n for n in range(31)]  # operator for one zero bit
+    even = square(odd)  # two zero bits
+    odd = square(even)  # four zero bits
+    while True:  # apply len(B) zero bytes to crc1
+        even = square(odd)
+        if length2 & 1:
+            crc1 = times(even, crc1)
+        length2 >>= 1
+        if not length2:
+            break
+        odd = square(even)
+        if length2 & 1:
+            crc1 = times(odd, crc1)
+        length2 >>= 1
+        if not length2:
+            break
+    return crc1 ^ crc2
+
+
+def _npy_header(dtype, shape: tuple) -> bytes:
+    """A version-1.0 ``.npy`` header, always 128 bytes long, so it can be rewritten in place once
+    the final length of a streamed array is known."""
+    shape_text = "(" + "".join(f"{n}," for n in shape) + ")"
+    text = f"{{'descr': {np.dtype(dtype).str!r}, 'fortran_order': False, 'shape': {shape_text}, }}"
+    text = text.ljust(_NPY_HEADER_BYTES - 11) + "\n"
+    if len(text) != _NPY_HEADER_BYTES - 10:
+        raise ValueError(f"npy header too long for shape {shape}")
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin1")
+
+
+class _NpzStream:
+    """Minimal single-pass writer of an uncompressed (stored), zip64, ``np.load``-compatible zip.
+
+    Every member gets a fixed timestamp, so the same arrays always give the same bytes. One member
+    can be streamed (:meth:`begin_stream`, :meth:`write_chunk`, :meth:`end_stream`): its data go
+    straight to the file and only its local header and ``.npy`` header are patched in place at
+    the end (the CRC of the patched header is combined with the running CRC of the data).
+    """
+
+    def __init__(self, handle):
+        self._file = handle
+        self._entries: list[tuple[bytes, int, int, int]] = []  # name, header offset, size, crc
+        self._stream = None
+
+    def _local_header(self, name: bytes, size: int, crc: int) -> bytes:
+        extra = struct.pack("<HHQQ", 0x0001, 16, size, size)
+        return struct.pack("<IHHHHHIIIHH", 0x04034B50, _ZIP64_VERSION, 0, zipfile.ZIP_STORED, _DOS_TIME,
+                           _DOS_DATE, crc, 0xFFFFFFFF, 0xFFFFFFFF, len(name), len(extra)) + name + extra
+
+    def add_array(self, name: str, array: np.ndarray) -> None:
+        array = np.require(array, requirements="C")  # (ascontiguousarray would make scalars 1-d)
+        header = _npy_header(array.dtype, array.shape)
+        data = memoryview(array.reshape(-1)).cast("B")
+        crc = zlib.crc32(data, zlib.crc32(header))
+        size = len(header) + data.nbytes
+        encoded = f"{name}.npy".encode()
+        offset = self._file.tell()
+        self._file.write(self._local_header(encoded, size, crc))
+        self._file.write(header)
+        self._file.write(data)
+        self._entries.append((encoded, offset, size, crc))
+
+    def begin_stream(self, name: str, dtype) -> None:
+        encoded = f"{name}.npy".encode()
+        offset = self._file.tell()
+        self._file.write(self._local_header(encoded, 0, 0))
+        data_offset = self._file.tell()
+        self._file.write(_npy_header(dtype, (0,)))
+        self._stream = {"name": encoded, "dtype": np.dtype(dtype), "offset": offset,
+                        "data_offset": data_offset, "n_bytes": 0, "crc": 0}
+
+    def write_chunk(self, values: np.ndarray, piece_bytes: int = 1 << 20) -> None:
+        stream = self._stream
+        data = memoryview(np.ascontiguousarray(values, dtype=stream["dtype"]).reshape(-1)).cast("B")
+        crc = stream["crc"]
+        for start in range(0, data.nbytes, piece_bytes):  # CRC and write while the piece is in cache
+            piece = data[start:start + piece_bytes]
+            crc = zlib.crc32(piece, crc)
+            self._file.write(piece)
+        stream["crc"] = crc
+        stream["n_bytes"] += data.nbytes
+
+    def end_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        header = _npy_header(stream["dtype"], (stream["n_bytes"] // stream["dtype"].itemsize,))
+        crc = _crc32_combine(zlib.crc32(header), stream["crc"], stream["n_bytes"])
+        size = len(header) + stream["n_bytes"]
+        end = self._file.tell()
+        self._file.seek(stream["offset"])
+        self._file.write(self._local_header(stream["name"], size, crc))
+        self._file.seek(stream["data_offset"])
+        self._file.write(header)
+        self._file.seek(end)
+        self._entries.append((stream["name"], stream["offset"], size, crc))
+
+    def finish(self) -> None:
+        """Write the central directory and the zip64 end records."""
+        directory_offset = self._file.tell()
+        for name, offset, size, crc in self._entries:
+            extra = struct.pack("<HHQQQ", 0x0001, 24, size, size, offset)
+            self._file.write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, _ZIP64_VERSION, _ZIP64_VERSION, 0,
+                                         zipfile.ZIP_STORED, _DOS_TIME, _DOS_DATE, crc, 0xFFFFFFFF,
+                                         0xFFFFFFFF, len(name), len(extra), 0, 0, 0, 0o600 << 16, 0xFFFFFFFF)
+                             + name + extra)
+        directory_size = self._file.tell() - directory_offset
+        zip64_end_offset = self._file.tell()
+        n = len(self._entries)
+        self._file.write(struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, _ZIP64_VERSION, _ZIP64_VERSION, 0, 0, n, n,
+                                     directory_size, directory_offset))
+        self._file.write(struct.pack("<IIQI", 0x07064B50, 0, zip64_end_offset, 1))
+        self._file.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, min(n, 0xFFFF), min(n, 0xFFFF),
+                                     min(directory_size, 0xFFFFFFFF), min(directory_offset, 0xFFFFFFFF), 0))
+
+
+class RawWriter:
+    """Writes a raw-data file in one pass with bounded memory: each batch's samples go straight
+    into the ``samples`` member of the output (under a temporary name, renamed by :meth:`close`);
+    only the (small) event and pulse tables are kept until :meth:`close`."""
+
+    def __init__(self, path: Path, sample_duration_ns: float, baseline_adc: int):
+        self.path = Path(path)
+        self.sample_duration_ns, self.baseline_adc = float(sample_duration_ns), int(baseline_adc)
+        self._tables: dict[str, list[np.ndarray]] = {name: [] for name in (
+            "event_number", "event_length_samples", "event_n_pulses", "pulse_channel", "pulse_left",
+            "pulse_length")}
+        self._n_samples = 0
+        self._partial = self.path.with_name(f".{self.path.name}.partial")
+        self._file = open(self._partial, "wb")
+        self._zip = _NpzStream(self._file)
+        self._zip.begin_stream("samples", _DTYPES["samples"])
+        self._file.flush()
+
+    def append(self, event_number, event_length_samples, event_n_pulses, pulse_channel, pulse_left,
+               pulse_length, samples) -> None:
+        """Add consecutive events; pulses sorted by (event, channel, left), samples in pulse order.
+
+        ``samples`` is written out before returning, so it may be a reused buffer."""
+        for name, values in (("event_number", event_number), ("event_length_samples", event_length_samples),
+                             ("event_n_pulses", event_n_pulses), ("pulse_channel", pulse_channel),
+                             ("pulse_left", pulse_left), ("pulse_length", pulse_length)):
+            self._tables[name].append(np.array(values, dtype=_DTYPES[name]))
+        self._zip.write_chunk(samples)
+        self._file.flush()
+        self._n_samples += len(samples)
+
+    def close(self) -> None:
+        """Validate the tables, finish the file and move it to its final name."""
+        try:
+            tables = {name: (np.concatenate(parts) if parts else np.zeros(0, _DTYPES[name]))
+                      for name, parts in self._tables.items()}
+            self._tables = {}
+            n_pulses, pulse_length = tables["event_n_pulses"], tables["pulse_length"]
+            raw = RawData(sample_duration_ns=self.sample_duration_ns, baseline_adc=self.baseline_adc,
+                          event_first_pulse=np.cumsum(n_pulses) - n_pulses,
+                          pulse_offset=np.cumsum(pulse_length, dtype=np.int64) - pulse_length,
+                          samples=np.broadcast_to(np.int16(0), (self._n_samples,)), **tables)
+            problems = raw.problems()
+            if problems:
+                raise ValueError("refusing to write inconsistent raw data: " + "; ".join(problems))
+            self._zip.end_stream()
+            _add_tables(self._zip, raw)
+            self._zip.finish()
+            self._file.close()
+            os.replace(self._partial, self.path)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop the partial output."""
+        self._file.close()
+        self._partial.unlink(missing_ok=True)
+
+
+def _add_tables(archive: _NpzStream, raw: RawData) -> None:
+    for name, dtype in _DTYPES.items():
+        if name != "samples":
+            archive.add_array(name, np.asarray(getattr(raw, name), dtype=dtype))
 
 
 def write_raw(path: Path, raw: RawData) -> None:
@@ -129,73 +309,19 @@ def write_raw(path: Path, raw: RawData) -> None:
     problems = raw.problems()
     if problems:
         raise ValueError("refusing to write inconsistent raw data: " + "; ".join(problems))
-    _write_archive(Path(path), raw, [raw.samples])
-
-
-class RawWriter:
-    """Writes raw data batch by batch with bounded memory: samples are kept in memory up to
-    ``memory_limit_bytes`` and spooled to a temporary file next to the output beyond that; the
-    (small) event and pulse tables are kept until :meth:`close`."""
-
-    def __init__(self, path: Path, sample_duration_ns: float, baseline_adc: int,
-                 memory_limit_bytes: int = 256 << 20):
-        self.path = Path(path)
-        self.sample_duration_ns, self.baseline_adc = float(sample_duration_ns), int(baseline_adc)
-        self._tables: dict[str, list[np.ndarray]] = {name: [] for name in (
-            "event_number", "event_length_samples", "event_n_pulses", "pulse_channel", "pulse_left",
-            "pulse_length")}
-        self._n_samples = 0
-        self._memory_limit_bytes = memory_limit_bytes
-        self._in_memory: list[np.ndarray] = []
-        self._in_memory_bytes = 0
-        self._spool = None
-
-    def append(self, event_number, event_length_samples, event_n_pulses, pulse_channel, pulse_left,
-               pulse_length, samples) -> None:
-        """Add consecutive events; pulses sorted by (event, channel, left), samples in pulse order."""
-        for name, values in (("event_number", event_number), ("event_length_samples", event_length_samples),
-                             ("event_n_pulses", event_n_pulses), ("pulse_channel", pulse_channel),
-                             ("pulse_left", pulse_left), ("pulse_length", pulse_length)):
-            self._tables[name].append(np.asarray(values, dtype=_DTYPES[name]))
-        samples = np.ascontiguousarray(samples, dtype=np.int16)
-        self._in_memory.append(samples)
-        self._in_memory_bytes += samples.nbytes
-        self._n_samples += len(samples)
-        if self._in_memory_bytes > self._memory_limit_bytes:
-            if self._spool is None:
-                self._spool = tempfile.NamedTemporaryFile(dir=self.path.parent, prefix=f".{self.path.name}.",
-                                                          suffix=".samples")
-            for chunk in self._in_memory:
-                self._spool.write(memoryview(chunk).cast("B"))
-            self._in_memory, self._in_memory_bytes = [], 0
-
-    def _sample_chunks(self, chunk_samples: int = 1 << 23):
-        if self._spool is not None:
-            self._spool.flush()
-            self._spool.seek(0)
-            buffer = np.empty(chunk_samples, dtype=np.int16)
-            while n_bytes := self._spool.readinto(memoryview(buffer).cast("B")):
-                yield buffer[:n_bytes // 2]
-        yield from self._in_memory
-
-    def close(self) -> None:
-        """Validate and write the file, then drop the buffered samples and the spool."""
-        try:
-            tables = {name: (np.concatenate(parts) if parts else np.zeros(0, _DTYPES[name]))
-                      for name, parts in self._tables.items()}
-            n_pulses, pulse_length = tables["event_n_pulses"], tables["pulse_length"]
-            raw = RawData(sample_duration_ns=self.sample_duration_ns, baseline_adc=self.baseline_adc,
-                          event_first_pulse=np.cumsum(n_pulses) - n_pulses,
-                          pulse_offset=np.cumsum(pulse_length, dtype=np.int64) - pulse_length,
-                          samples=np.broadcast_to(np.int16(0), (self._n_samples,)), **tables)
-            problems = raw.problems()
-            if problems:
-                raise ValueError("refusing to write inconsistent raw data: " + "; ".join(problems))
-            _write_archive(self.path, raw, self._sample_chunks())
-        finally:
-            self._in_memory = []
-            if self._spool is not None:
-                self._spool.close()
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "wb") as handle:
+            archive = _NpzStream(handle)
+            archive.begin_stream("samples", _DTYPES["samples"])
+            archive.write_chunk(raw.samples)
+            archive.end_stream()
+            _add_tables(archive, raw)
+            archive.finish()
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def read_raw(path: Path) -> RawData:
