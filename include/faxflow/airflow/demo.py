@@ -10,6 +10,7 @@ merged tables and the report are. The campaign must use ``cluster.backend: local
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 import time
@@ -81,7 +82,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--project", default=str(SOURCE_ROOT))
     parser.add_argument("--events", type=int, help="override events per production")
     parser.add_argument("--number-job", type=int, help="override productions per variant")
+    parser.add_argument("--verbose", action="store_true", help="show Airflow's task logs (INFO)")
     args = parser.parse_args(argv)
+    if not args.verbose:
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     conf = {key: value for key, value in (("events", args.events), ("number_job", args.number_job)) if value}
     outcome = run_demo(Path(args.config).resolve(), home=Path(args.home).resolve(),
                        project=Path(args.project).resolve(), conf=conf)
