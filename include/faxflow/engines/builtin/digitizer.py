@@ -155,6 +155,26 @@ def photoelectron_deposits(event, channel, time_ns, area_electrons, copies, afte
 
 
 @numba.njit(cache=True, boundscheck=False)
+def _stable_sort_by_key(key, order, lo, hi):
+    """Stable in-place sort of ``order[lo:hi]`` by ``key[lo:hi]``: insertion sort for the usual
+    small groups, a merge sort for large ones."""
+    if hi - lo <= 64:
+        for j in range(lo + 1, hi):
+            k = key[j]
+            o = order[j]
+            m = j - 1
+            while m >= lo and key[m] > k:
+                key[m + 1] = key[m]
+                order[m + 1] = order[m]
+                m -= 1
+            key[m + 1] = k
+            order[m + 1] = o
+    else:
+        within = np.argsort(key[lo:hi], kind="mergesort")
+        order[lo:hi] = order[lo:hi][within]
+
+
+@numba.njit(cache=True, boundscheck=False)
 def _build_sorted_deposits(event, channel, time_ns, copies, area, ap_parent, ap_delay, ap_area, spike_event,
                            spike_channel, spike_start, spike_offset, spike_amount, event_length, padding_ns,
                            dt, pulse_samples, n_channels):
@@ -247,20 +267,7 @@ def _build_sorted_deposits(event, channel, time_ns, copies, area, ap_parent, ap_
             key[position] = e_start[j]
         for c in range(n_channels):
             g_lo, g_hi = channel_first[c], channel_first[c + 1]
-            if g_hi - g_lo <= 64:
-                for j in range(g_lo + 1, g_hi):  # insertion sort: equal starts keep their order
-                    k = key[j]
-                    o = order[j]
-                    r = j - 1
-                    while r >= g_lo and key[r] > k:
-                        key[r + 1] = key[r]
-                        order[r + 1] = order[r]
-                        r -= 1
-                    key[r + 1] = k
-                    order[r + 1] = o
-            else:
-                within = np.argsort(key[g_lo:g_hi], kind="mergesort")
-                order[g_lo:g_hi] = order[g_lo:g_hi][within]
+            _stable_sort_by_key(key, order, g_lo, g_hi)
         for j in range(lo, hi):
             i = order[j]
             sorted_event[j] = e
@@ -296,20 +303,7 @@ def _sorted_deposits(event, channel, start, offset, amount, n_channels):
     for g in range(n_groups):
         lo = group_start[g]
         hi = cursor[g]
-        if hi - lo <= 64:
-            for j in range(lo + 1, hi):  # insertion sort: equal starts keep their order
-                k = key[j]
-                o = order[j]
-                m = j - 1
-                while m >= lo and key[m] > k:
-                    key[m + 1] = key[m]
-                    order[m + 1] = order[m]
-                    m -= 1
-                key[m + 1] = k
-                order[m + 1] = o
-        else:
-            within = np.argsort(key[lo:hi], kind="mergesort")
-            order[lo:hi] = order[lo:hi][within]
+        _stable_sort_by_key(key, order, lo, hi)
     sorted_event = np.empty(n, dtype=event.dtype)
     sorted_channel = np.empty(n, dtype=channel.dtype)
     sorted_start = np.empty(n, dtype=start.dtype)
