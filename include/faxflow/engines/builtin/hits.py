@@ -64,116 +64,176 @@ def _grow(array, size):
     return grown
 
 
-@njit(cache=True)
-def _scan_pulse(samples, offset, length, baseline, threshold, starts, stops, n):
-    """Write runs of w > threshold (inclusive pulse-sample bounds) to starts/stops from index n.
+@njit(cache=True, fastmath=True)
+def _pulse_noise(samples, off, length, n_base, base_sum):
+    """(σ in ADC, lowest raw sample) of one pulse, in one vectorisable pass.
 
-    The arrays must have room for (length + 1) // 2 more runs. Returns the new n and the noise σ
-    (RMS about the baseline of the samples below it, 0 if there are none) in ADC.
+    With d = n_base·raw − Σ baseline samples (an exact integer), a sample is below the baseline iff
+    d > 0 and (baseline − raw)² = d² / n_base²; the sums of d² are exact in float64, so the result
+    does not depend on summation order. int32 is enough: |d| ≤ 2·n_base·32768 for n_base ≤ 2¹⁴.
     """
     sum_sq = 0.0
     n_below = 0
-    inside = False
+    lowest = np.int16(32767)
+    nb = np.int32(n_base)
+    bs = np.int32(base_sum)
+    zero = np.int32(0)
     for i in range(length):
-        w = baseline - samples[offset + i]
-        if w < 0:
-            sum_sq += w * w
-            n_below += 1
-        above = w > threshold
-        if above != inside:
-            if above:
-                starts[n] = i
-            else:
-                stops[n] = i - 1
-                n += 1
-            inside = above
-    if inside:
-        stops[n] = length - 1
-        n += 1
-    return n, np.sqrt(sum_sq / n_below) if n_below > 0 else 0.0
+        raw = samples[off + i]
+        d = max(nb * np.int32(raw) - bs, zero)
+        df = np.float64(d)
+        sum_sq += df * df
+        n_below += np.int32(d > 0)
+        lowest = min(lowest, raw)
+    sigma = np.sqrt(sum_sq / n_below) / n_base if n_below > 0 else 0.0
+    return sigma, lowest
+
+
+_BLOCK = 32
+_MAX_INT32_BASELINE_SAMPLES = 1 << 14
+
+
+@njit(cache=True)
+def _pulse_noise_wide(samples, off, length, n_base, base_sum):
+    """_pulse_noise in int64, for (unusually) long baselines."""
+    sum_sq = 0.0
+    n_below = 0
+    lowest = np.int16(32767)
+    for i in range(length):
+        raw = samples[off + i]
+        d = max(n_base * np.int64(raw) - base_sum, 0)
+        sum_sq += float(d) * float(d)
+        n_below += d > 0
+        lowest = min(lowest, raw)
+    sigma = np.sqrt(sum_sq / n_below) / n_base if n_below > 0 else 0.0
+    return sigma, lowest
 
 
 @njit(cache=True, fastmath=True)
+def _block_min_max(samples, start):
+    lowest = samples[start]
+    highest = samples[start]
+    for i in range(start + 1, start + _BLOCK):
+        lowest = min(lowest, samples[i])
+        highest = max(highest, samples[i])
+    return lowest, highest
+
+
+@njit(cache=True)
+def _hit_sums(samples, start, n):
+    """Σ raw, Σ raw·t, Σ raw·t² (t = 0..n−1, exact int64) and the first t of the lowest raw sample."""
+    sum_raw = 0
+    sum_rt = 0
+    sum_rt2 = 0
+    best = 0
+    lowest = samples[start]
+    for t in range(n):
+        raw = np.int64(samples[start + t])
+        sum_raw += raw
+        sum_rt += raw * t
+        sum_rt2 += raw * t * t
+        if raw < lowest:
+            lowest = raw
+            best = t
+    return sum_raw, sum_rt, sum_rt2, best
+
+
+@njit(cache=True)
 def _find_hits(samples, pulse_event, pulse_channel, pulse_left, pulse_length, pulse_offset,
                adc_to_pe, baseline_samples, thr_sigma, thr_min, ext_left, ext_right, dt_ns):
+    """One pass over the pulses: baseline, noise, threshold crossings, extension and hit properties."""
     n_pulses = len(pulse_left)
-    baselines = np.zeros(n_pulses)
-    first_interval = np.zeros(n_pulses + 1, np.int64)
-    starts = np.empty(4 * n_pulses + 16, np.int64)
-    stops = np.empty(4 * n_pulses + 16, np.int64)
-    lowest_threshold = float(int(thr_min))
-    n = 0
-    # pass 1: baseline, noise, threshold crossings
+    capacity = 2 * n_pulses + 16
+    event = np.empty(capacity, np.int64)
+    channel = np.empty(capacity, np.int64)
+    left = np.empty(capacity, np.int64)
+    right = np.empty(capacity, np.int64)
+    imax = np.empty(capacity, np.int64)
+    area = np.empty(capacity)
+    center = np.empty(capacity)
+    height = np.empty(capacity)
+    spread_out = np.empty(capacity)
+    offset = np.empty(capacity, np.int64)
+    baseline_out = np.empty(capacity)
+    max_length = pulse_length.max() if n_pulses else 0
+    starts = np.empty(max_length // 2 + 2, np.int64)
+    stops = np.empty(max_length // 2 + 2, np.int64)
+
+    n_hits = 0
     for p in range(n_pulses):
-        first_interval[p] = n
         length = pulse_length[p]
-        if adc_to_pe[pulse_channel[p]] == 0 or length == 0:
+        to_pe = adc_to_pe[pulse_channel[p]]
+        if to_pe == 0 or length == 0:
             continue
         off = pulse_offset[p]
         n_base = min(baseline_samples, length)
-        baseline = 0.0
+        base_sum = 0
         for i in range(n_base):
-            baseline += samples[off + i]
-        baseline /= n_base
-        baselines[p] = baseline
-        if n + (length + 1) // 2 > len(starts):
-            starts = _grow(starts, n + (length + 1) // 2)
-            stops = _grow(stops, n + (length + 1) // 2)
-        # scan at the lowest possible threshold; scan again if the pulse's noise raises it
-        n, sigma = _scan_pulse(samples, off, length, baseline, lowest_threshold, starts, stops, n)
+            base_sum += np.int64(samples[off + i])
+        base = base_sum / n_base
+        if n_base <= _MAX_INT32_BASELINE_SAMPLES:
+            sigma, lowest = _pulse_noise(samples, off, length, n_base, base_sum)
+        else:
+            sigma, lowest = _pulse_noise_wide(samples, off, length, n_base, base_sum)
         threshold = float(int(max(thr_sigma * sigma, thr_min)))
-        if threshold > lowest_threshold:
-            n, _ = _scan_pulse(samples, off, length, baseline, threshold, starts, stops, first_interval[p])
-    first_interval[n_pulses] = n
+        if not base - lowest > threshold:
+            continue
+        # runs of w = base − raw > threshold (inclusive pulse-sample bounds). base − threshold is an
+        # integer or ≥ 1/n_base away from one, so for integer raw: w > threshold ⇔ raw ≤ cut.
+        cut = np.int16(np.ceil(base - threshold) - 1)
+        n_runs = 0
+        inside = False
+        i = 0
+        while i < length:
+            # skip whole blocks without a crossing (the common case) with a vectorisable min/max
+            if i + _BLOCK <= length:
+                lo_raw, hi_raw = _block_min_max(samples, off + i)
+                if (lo_raw > cut) if not inside else (hi_raw <= cut):
+                    i += _BLOCK
+                    continue
+            stop = min(i + _BLOCK, length)
+            for j in range(i, stop):
+                above = samples[off + j] <= cut
+                if above != inside:
+                    if above:
+                        starts[n_runs] = j
+                    else:
+                        stops[n_runs] = j - 1
+                        n_runs += 1
+                    inside = above
+            i = stop
+        if inside:
+            stops[n_runs] = length - 1
+            n_runs += 1
+        if n_hits + n_runs > len(area):
+            size = n_hits + n_runs
+            event, channel, left, right = _grow(event, size), _grow(channel, size), _grow(left, size), _grow(right, size)
+            imax, area, center, height = _grow(imax, size), _grow(area, size), _grow(center, size), _grow(height, size)
+            spread_out, offset, baseline_out = _grow(spread_out, size), _grow(offset, size), _grow(baseline_out, size)
 
-    event = np.empty(n, np.int64)
-    channel = np.empty(n, np.int64)
-    left = np.empty(n, np.int64)
-    right = np.empty(n, np.int64)
-    imax = np.empty(n, np.int64)
-    area = np.empty(n)
-    center = np.empty(n)
-    height = np.empty(n)
-    spread_out = np.empty(n)
-    offset = np.empty(n, np.int64)
-    baseline_out = np.empty(n)
-
-    # pass 2: extend the crossings into hits and measure them
-    n_hits = 0
-    for p in range(n_pulses):
-        a, b = first_interval[p], first_interval[p + 1]
-        off = pulse_offset[p]
-        length = pulse_length[p]
-        base = baselines[p]
-        to_pe = adc_to_pe[pulse_channel[p]]
+        # extend the runs into hits (no overlap, within the pulse) and measure them
+        start = pulse_left[p]
         previous_right = -1
-        for h in range(a, b):
+        for h in range(n_runs):
             lo = max(starts[h] - ext_left, previous_right + 1, 0)
             hi = min(stops[h] + ext_right, length - 1)
-            if h + 1 < b:
+            if h + 1 < n_runs:
                 hi = min(hi, starts[h + 1] - 1)
             previous_right = hi
-            total = 0.0
-            weighted_t = 0.0
-            weighted_t2 = 0.0
-            best = lo
-            lowest_raw = samples[off + lo]
-            for i in range(lo, hi + 1):
-                raw = samples[off + i]
-                w = base - raw
-                t = float(i - lo)
-                total += w
-                weighted_t += w * t
-                weighted_t2 += w * t * t
-                if raw < lowest_raw:
-                    lowest_raw = raw
-                    best = i
-            best_w = base - lowest_raw
+            # integer sums of raw, raw·t, raw·t² (t = i − lo) are exact; w = base − raw
+            n = hi - lo + 1
+            sum_raw, sum_rt, sum_rt2, best = _hit_sums(samples, off + lo, n)
+            sum_t = n * (n - 1) / 2
+            sum_t2 = (n - 1) * n * (2 * n - 1) / 6
+            total = n * base - sum_raw
             if total <= 0:
                 continue
+            weighted_t = base * sum_t - sum_rt
+            weighted_t2 = base * sum_t2 - sum_rt2
+            best_w = base - samples[off + lo + best]
             center_sample = lo + weighted_t / total
             spread = total * np.sqrt(max(weighted_t2 / total - (weighted_t / total) ** 2, 0.0))
-            start = pulse_left[p]
+            best += lo
             event[n_hits] = pulse_event[p]
             channel[n_hits] = pulse_channel[p]
             left[n_hits] = start + lo

@@ -88,7 +88,8 @@ def build_minitrees_file(processed: Path, minitrees_out: Path, physics: PhysicsP
     frame = _frame(groups)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     metadata = {"treemakers": {name: list(group) for name, group in groups.items()}}
-    pq.write_table(table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata).encode()}), minitrees_out)
+    pq.write_table(table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata).encode()}), minitrees_out,
+                   compression="lz4", use_dictionary=False)
     return StepCounts(events_in=len(data.events), events_out=len(frame))
 
 

@@ -37,11 +37,23 @@ def peak_properties(clusters: Clusters, hits: Hits, samples: np.ndarray, adc_to_
                     pmt_xy_cm: np.ndarray, n_top_channels: int, tight_coincidence_window_ns: float,
                     sample_duration_ns: float) -> dict[str, np.ndarray]:
     """Compute every peak's properties; returns column name → array (one entry per peak)."""
-    scalars, quantiles = _properties(
+    return property_columns(*property_arrays(clusters, hits, samples, adc_to_pe, pmt_xy_cm, n_top_channels,
+                                             tight_coincidence_window_ns, sample_duration_ns))
+
+
+def property_arrays(clusters: Clusters, hits: Hits, samples: np.ndarray, adc_to_pe: np.ndarray,
+                    pmt_xy_cm: np.ndarray, n_top_channels: int, tight_coincidence_window_ns: float,
+                    sample_duration_ns: float) -> tuple[np.ndarray, np.ndarray]:
+    """(float[n_peaks, N_SCALARS] in SCALAR_COLUMNS order, float[n_peaks, N_QUANTILES] quantile times)."""
+    return _properties(
         clusters.order, clusters.bounds, hits.channel.astype(np.int64), hits.left, hits.right,
         hits.index_of_maximum, hits.area_pe, hits.center_ns, hits.sample_offset, hits.baseline_adc, samples,
         adc_to_pe.astype(np.float64), pmt_xy_cm.astype(np.float64), n_top_channels,
         int(round(tight_coincidence_window_ns / sample_duration_ns)), float(sample_duration_ns))
+
+
+def property_columns(scalars: np.ndarray, quantiles: np.ndarray) -> dict[str, np.ndarray]:
+    """Column name → array from :func:`property_arrays`' output."""
     columns = {}
     for i, name in enumerate(SCALAR_COLUMNS):
         values = scalars[:, i]

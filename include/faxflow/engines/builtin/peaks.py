@@ -48,9 +48,10 @@ class Clusters:
 
 
 def cluster_hits(hits: Hits, n_events: int, samples: np.ndarray, adc_to_pe: np.ndarray,
-                 processing: ProcessingParameters, sample_duration_ns: float) -> Clusters:
-    """Group the hits of each event into peaks; ``hits`` must be ordered by event (as found)."""
-    event_bounds = np.searchsorted(hits.event, np.arange(n_events + 1))
+                 processing: ProcessingParameters, sample_duration_ns: float, first_event: int = 0) -> Clusters:
+    """Group the hits of each event into peaks; ``hits`` must be ordered by event (as found) and
+    belong to events first_event .. first_event + n_events − 1 (``Clusters.event`` counts from 0 there)."""
+    event_bounds = np.searchsorted(hits.event, np.arange(first_event, first_event + n_events + 1))
     order, bounds, event = _cluster(
         event_bounds, hits.index_of_maximum, hits.channel.astype(np.int64), hits.left, hits.right,
         hits.sample_offset, hits.baseline_adc, hits.area_pe, hits.center_ns, hits.spread_pe_ns, samples,
