@@ -45,10 +45,15 @@ def write_instructions(path: Path, n_events: int, seed: int) -> None:
 
 def steps(engine, paths: dict[str, Path]) -> dict:
     """Step name → zero-argument callable running that step on ``paths``."""
+    from faxflow.truth import merge_truth_files, sort_truth_file
+
+    n_events = int(paths["instructions"].name.split("_")[0])
     return {
         "simulate": lambda: engine.simulate(paths["instructions"], paths["truth"], paths["raw"], SEED),
         "process": lambda: engine.process(paths["raw"], paths["processed"]),
+        "sort_truth": lambda: sort_truth_file(paths["truth"], n_events, paths["truth_sorted"]),
         "minitrees": lambda: engine.minitrees(paths["processed"], paths["minitrees"]),
+        "merge": lambda: merge_truth_files(paths["minitrees"], paths["truth_sorted"], paths["merged"]),
     }
 
 
@@ -59,7 +64,7 @@ def run_production(n_events: int, workdir: Path) -> dict[str, float]:
     engine = BuiltinEngine.from_settings({})
     paths = {name: workdir / f"{n_events}_{name}{suffix}" for name, suffix in (
         ("instructions", ".csv"), ("truth", ".csv"), ("raw", ".npz"), ("processed", ".parquet"),
-        ("minitrees", ".parquet"))}
+        ("truth_sorted", ".parquet"), ("minitrees", ".parquet"), ("merged", ".parquet"))}
     write_instructions(paths["instructions"], n_events, SEED)
     seconds = {}
     for name, step in steps(engine, paths).items():
