@@ -31,6 +31,17 @@ class SlurmCommandError(RuntimeError):
         super().__init__(f"remote command failed (exit {result.exit_status}): {command}\n{detail}")
 
 
+class HostKeyMismatchError(PermissionError):
+    """The server's host key is not the pinned one (``host_key`` extra / known_hosts): never connect."""
+
+
+def host_key_mismatch(ssh_conn_id: Optional[str], detail: str) -> HostKeyMismatchError:
+    return HostKeyMismatchError(
+        f"host key verification failed for connection {ssh_conn_id!r}: {detail}. The server's key is not the "
+        "pinned one (connection extra host_key or known_hosts); refusing to connect. If the login node's "
+        "key really changed, update the pinned key after checking it out of band.")
+
+
 def refuse_unchecked_host_keys(extra: Mapping[str, Any]) -> None:
     """Raise if a connection's extras turn host-key checking off (faxflow never allows that)."""
     for key in ("no_host_key_check", "ignore_hostkey_verification", "allow_host_key_change"):
@@ -74,7 +85,12 @@ class SlurmClient:
                 raise PermissionError(f"connection {self.ssh_conn_id!r} disables host-key checking; faxflow "
                                       "requires verified host keys (set host_key or known_hosts)")
             self._hook = hook
-            self._ssh = hook.get_conn()
+            import paramiko
+
+            try:
+                self._ssh = hook.get_conn()
+            except paramiko.BadHostKeyException as error:
+                raise host_key_mismatch(self.ssh_conn_id, str(error)) from None
         return self._ssh
 
     def close(self) -> None:

@@ -227,9 +227,14 @@ async def connect_ssh(ssh_conn_id: str, command_timeout: float = 60.0) -> AsyncS
     from airflow.providers.ssh.hooks.ssh import SSHHookAsync
     from airflow.providers.common.compat.connection import get_async_connection
 
-    from faxflow.slurm.client import refuse_unchecked_host_keys
+    import asyncssh
+
+    from faxflow.slurm.client import host_key_mismatch, refuse_unchecked_host_keys
 
     conn = await get_async_connection(ssh_conn_id)
     refuse_unchecked_host_keys(conn.extra_dejson if conn.extra else {})
-    connection = await SSHHookAsync(ssh_conn_id=ssh_conn_id).get_conn()
+    try:
+        connection = await SSHHookAsync(ssh_conn_id=ssh_conn_id).get_conn()
+    except asyncssh.HostKeyNotVerifiable as error:
+        raise host_key_mismatch(ssh_conn_id, str(error)) from None
     return AsyncSSHRunner(connection, command_timeout)
