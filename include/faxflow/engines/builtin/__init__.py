@@ -38,13 +38,13 @@ class BuiltinEngine:
         return f"builtin-{__version__}"
 
     def simulate(self, instructions: Path, truth_out: Path, raw_out: Path, seed: int) -> StepCounts:
-        from faxflow.engines.builtin.simulate import simulate_file
+        from faxflow.engines.builtin.simulation.simulate import simulate_file
 
         return simulate_file(instructions, truth_out, raw_out, self.physics,
                              pmt_afterpulse=self.pmt_afterpulse, s2_afterpulse=self.s2_afterpulse, seed=seed)
 
     def process(self, raw: Path, processed_out: Path) -> StepCounts:
-        from faxflow.engines.builtin.process import process_file
+        from faxflow.engines.builtin.processing.process import process_file
 
         return process_file(raw, processed_out, self.physics, self.processing)
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from faxflow.engines.builtin import lightmaps
+from faxflow.engines.builtin.detector import lightmaps
 from faxflow.engines.builtin.parameters import PhysicsParameters
 
 GRID_PITCH_CM = 2.5

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from faxflow.engines.builtin import detector
-from faxflow.engines.builtin.classification import LONE_HIT, S1, S2, UNKNOWN, classify
+from faxflow.engines.builtin.processing.classification import LONE_HIT, S1, S2, UNKNOWN, classify
 from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
-from faxflow.engines.builtin.process import process
-from faxflow.engines.builtin.sumwaveform import area_quantile_times
+from faxflow.engines.builtin.processing.process import process
+from faxflow.engines.builtin.processing.sumwaveform import area_quantile_times
 from test_processing_synthetic import make_raw
 
 PHYSICS = PhysicsParameters()

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faxflow.engines.builtin import (detector, drift, light_sharing, lightmaps, luminescence, photoionization,
-                                     pmt, s1, simulate)
+from faxflow.engines.builtin import detector
+from faxflow.engines.builtin.simulation import drift, light_sharing, luminescence, photoionization, pmt, s1, simulate
+from faxflow.engines.builtin.detector import lightmaps
 from faxflow.engines.builtin.parameters import PhysicsParameters
 
 PHYSICS = PhysicsParameters()

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faxflow.engines.builtin import rawio, simulate
-from faxflow.engines.builtin.instructions_io import read_instructions
+from faxflow.engines.builtin import rawio
+from faxflow.engines.builtin.simulation import simulate
+from faxflow.engines.builtin.simulation.instructions_io import read_instructions
 from faxflow.engines.builtin.parameters import PhysicsParameters
 from faxflow.errors import BadInputError
 

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faxflow.engines.builtin import detector, digitizer, simulate
+from faxflow.engines.builtin import detector
+from faxflow.engines.builtin.simulation import digitizer, simulate
 from faxflow.engines.builtin.parameters import PhysicsParameters
 
 QUIET = PhysicsParameters(noise_rms_adc=0.0, noise_pulse_rate_per_channel_hz=0.0)

@@ -11,7 +11,7 @@ interaction with the main S1 and another S2.
 import numpy as np
 from numba import njit
 
-from faxflow.engines.builtin.classification import S1, S2
+from faxflow.engines.builtin.processing.classification import S1, S2
 from faxflow.engines.builtin.parameters import ProcessingParameters
 
 

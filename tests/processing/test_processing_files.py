@@ -8,10 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from faxflow.engines.builtin import detector
-from faxflow.engines.builtin import process as process_module
+from faxflow.engines.builtin.processing import process as process_module
 from faxflow.engines.builtin.minitrees import build_minitrees_file
 from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
-from faxflow.engines.builtin.process import process, process_file, read_processed
+from faxflow.engines.builtin.processing.process import process, process_file, read_processed
 from faxflow.engines.builtin.rawio import read_raw, write_raw
 from faxflow.errors import BadInputError
 from test_processing_synthetic import make_raw

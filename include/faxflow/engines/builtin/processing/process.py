@@ -35,14 +35,14 @@ import pyarrow.parquet as pq
 
 from faxflow.engines import StepCounts
 from faxflow.engines.builtin import detector
-from faxflow.engines.builtin.classification import LONE_HIT, PEAK_TYPES, S2, classify
-from faxflow.engines.builtin.hits import Hits, find_hits
-from faxflow.engines.builtin.interactions import depth_z_cm, drift_time_ns, find_interactions
+from faxflow.engines.builtin.processing.classification import LONE_HIT, PEAK_TYPES, S2, classify
+from faxflow.engines.builtin.processing.hits import Hits, find_hits
+from faxflow.engines.builtin.processing.interactions import depth_z_cm, drift_time_ns, find_interactions
 from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
-from faxflow.engines.builtin.peak_properties import N_SCALARS, property_arrays, property_columns
-from faxflow.engines.builtin.peaks import Clusters, cluster_hits
-from faxflow.engines.builtin.sumwaveform import N_QUANTILES
-from faxflow.engines.builtin.posrec import pattern_fit, top_area_per_channel
+from faxflow.engines.builtin.processing.peak_properties import N_SCALARS, property_arrays, property_columns
+from faxflow.engines.builtin.processing.peaks import Clusters, cluster_hits
+from faxflow.engines.builtin.processing.sumwaveform import N_QUANTILES
+from faxflow.engines.builtin.processing.posrec import pattern_fit, top_area_per_channel
 from faxflow.engines.builtin.rawio import RawData, read_raw
 from faxflow.errors import BadInputError
 

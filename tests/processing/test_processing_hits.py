@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from faxflow.engines.builtin import detector
-from faxflow.engines.builtin.hits import find_hits
+from faxflow.engines.builtin.processing.hits import find_hits
 from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
 
 PHYSICS = PhysicsParameters()

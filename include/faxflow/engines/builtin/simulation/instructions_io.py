@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faxflow.engines.builtin.s1 import RECOIL_CODES
+from faxflow.engines.builtin.simulation.s1 import RECOIL_CODES
 from faxflow.errors import BadInputError
 
 COLUMNS = ("instruction", "recoil_type", "x", "y", "depth", "s1_photons", "s2_electrons", "t")

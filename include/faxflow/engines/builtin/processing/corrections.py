@@ -11,7 +11,7 @@
 
 import numpy as np
 
-from faxflow.engines.builtin import lightmaps
+from faxflow.engines.builtin.detector import lightmaps
 from faxflow.engines.builtin.parameters import ProcessingParameters
 
 FDC_ITERATIONS = 20

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from faxflow.engines.builtin import detector, lightmaps
+from faxflow.engines.builtin import detector
+from faxflow.engines.builtin.detector import lightmaps
 from faxflow.engines.builtin.parameters import PhysicsParameters
 
 PHYSICS = PhysicsParameters()

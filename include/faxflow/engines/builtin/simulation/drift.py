@@ -5,7 +5,7 @@ Depths are in cm below the gate (positive), times in ns.
 
 import numpy as np
 
-from faxflow.engines.builtin import lightmaps
+from faxflow.engines.builtin.detector import lightmaps
 
 CM_PER_UM = 1e-4
 NS_PER_US = 1e3

@@ -9,7 +9,8 @@ S2 position, else uniform over the live bottom PMTs.
 import numba
 import numpy as np
 
-from faxflow.engines.builtin import detector, lightmaps
+from faxflow.engines.builtin import detector
+from faxflow.engines.builtin.detector import lightmaps
 
 
 def _live_top_and_bottom() -> tuple[np.ndarray, np.ndarray]:

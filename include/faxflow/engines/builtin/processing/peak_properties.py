@@ -17,9 +17,9 @@ after classification.
 import numpy as np
 from numba import njit
 
-from faxflow.engines.builtin.hits import Hits
-from faxflow.engines.builtin.peaks import Clusters
-from faxflow.engines.builtin.sumwaveform import N_QUANTILES, area_quantile_times, build_sum_waveform
+from faxflow.engines.builtin.processing.hits import Hits
+from faxflow.engines.builtin.processing.peaks import Clusters
+from faxflow.engines.builtin.processing.sumwaveform import N_QUANTILES, area_quantile_times, build_sum_waveform
 
 DECILE_COLUMNS = [f"range_area_decile_{i}" for i in range(11)]
 MIDPOINT_COLUMNS = [f"area_decile_from_midpoint_{j}" for j in range(11)]

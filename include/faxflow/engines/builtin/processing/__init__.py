@@ -1,0 +1,1 @@
+"""The builtin processing: hits, peaks, properties, classification, positions, interactions, corrections."""

@@ -1,0 +1,1 @@
+"""The builtin simulator: one module per physical step, from instructions to ZLE raw data."""
