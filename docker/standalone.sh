@@ -1,26 +1,34 @@
 #!/usr/bin/env bash
 # `make up`: one-machine Airflow (api-server, scheduler, dag-processor, triggerer) for this checkout.
+#   - works with nothing activated: the venv's bin comes first in PATH (standalone starts `airflow` by name)
 #   - AIRFLOW_HOME defaults to .airflow/home (SQLite, LocalExecutor, fine for development only)
-#   - migrates the DB and creates every pool named in configs/*.yaml with --include-deferred
+#   - migrates the DB and creates/resizes every pool named in configs/*.yaml with --include-deferred
 #   - starts `airflow standalone` in its own process group; stop it with: kill -TERM -- -$(cat .airflow/standalone.pid)
-# Login: http://localhost:8080, user `admin`; the password is printed in .airflow/standalone.log
-# ("Password for user 'admin'") and stored in $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated.
+# Login: http://localhost:8080, user `admin`; every start writes the password as the first line of
+# .airflow/standalone.log ("Password for user 'admin'"); it is kept in
+# $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated and stays the same across restarts.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-$root/.venv/bin/python}"
+bin="$(cd "$(dirname "$python")" && pwd)"
+export PATH="$bin:$PATH"
+state="${FAXFLOW_UP_DIR:-$root/.airflow}"   # log + pid file (tests point it elsewhere)
 home="${AIRFLOW_HOME:-$root/.airflow/home}"
 eval "$("$python" -m faxflow.airflow.home env --home "$home" --project "$root")"
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
 "$python" -m faxflow.airflow.home setup --home "$home" --project "$root"
 # The same pools through the CLI (idempotent), so they are visible in `airflow pools list` exactly as documented.
 "$python" -m faxflow.airflow.home pools --project "$root" | while read -r name size; do
-    "$(dirname "$python")/airflow" pools set "$name" "$size" "faxflow: jobs in flight" --include-deferred >/dev/null
+    airflow pools set "$name" "$size" "faxflow: jobs in flight" --include-deferred >/dev/null
 done
-mkdir -p "$root/.airflow"
+mkdir -p "$state"
+log="$state/standalone.log"
+"$python" -m faxflow.airflow.home password --home "$home" > "$log"
 if [ "${FOREGROUND:-0}" = 1 ]; then
-    exec "$(dirname "$python")/airflow" standalone
+    cat "$log"
+    exec airflow standalone
 fi
-setsid nohup "$(dirname "$python")/airflow" standalone > "$root/.airflow/standalone.log" 2>&1 &
-echo $! > "$root/.airflow/standalone.pid"
-echo "airflow standalone starting (pid $(cat "$root/.airflow/standalone.pid"), log .airflow/standalone.log)"
-echo "UI: http://localhost:8080  user: admin  password: see $home/simple_auth_manager_passwords.json.generated"
+setsid nohup airflow standalone >> "$log" 2>&1 < /dev/null &
+echo $! > "$state/standalone.pid"
+echo "airflow standalone starting (pid $(cat "$state/standalone.pid"), log $log)"
+echo "UI: http://localhost:${AIRFLOW__API__PORT:-8080}  user: admin  password: first line of $log"

@@ -119,6 +119,17 @@ def test_retry_after_timeout_submits_with_more_time(slurm):
     assert slurm.jobs["101"].sbatch_options["time"] == "1:40:00"
 
 
+def test_new_try_after_success_resubmits_the_group(slurm):
+    store = Store()
+    with pytest.raises(TaskDeferred):
+        _op().execute(_context(store))
+    slurm.jobs["100"].polls = 99  # the first job has finished COMPLETED
+    _complete(store, _event("COMPLETED"))
+    with pytest.raises(TaskDeferred) as deferred:
+        _op().execute(_context(store))  # Clear: a new try must not reuse the finished job
+    assert deferred.value.trigger.job_id == "101" and slurm.counts()["sbatch"] == 2
+
+
 def test_logs_of_failed_productions_reach_the_task_log(slurm, caplog):
     import json
 

@@ -5,12 +5,15 @@ Used by the demo runner, ``make up`` (``docker/standalone.sh``), and the tests. 
     python -m faxflow.airflow.home env    [--home DIR] [--project DIR]   # print export lines
     python -m faxflow.airflow.home setup  [--home DIR] [--project DIR]   # migrate the DB + create pools
     python -m faxflow.airflow.home pools  [--project DIR]                # print "name size" lines
+    python -m faxflow.airflow.home password [--home DIR]                 # the UI user's password (made once)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import secrets
 import shlex
 import subprocess
 import sys
@@ -40,6 +43,37 @@ def airflow_env(home: Path, project: Path) -> dict[str, str]:
         "FAXFLOW_PROJECT_ROOT": str(project),
         "FAXFLOW_CONFIGS_DIR": os.environ.get("FAXFLOW_CONFIGS_DIR", str(project / "configs")),
     }
+
+
+#: The UI user of the simple auth manager (``[core] simple_auth_manager_users`` default ``admin:admin``).
+ADMIN_USER = "admin"
+
+
+def password_file(home: Path) -> Path:
+    """Where the simple auth manager keeps its passwords (``[core] simple_auth_manager_passwords_file``)."""
+    configured = os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
+    return Path(configured) if configured else Path(home) / "simple_auth_manager_passwords.json.generated"
+
+
+def admin_password(home: Path) -> str:
+    """The admin password, created once in :func:`password_file` and the same on every later start.
+
+    Airflow prints a generated password only when it creates it, so after a restart the log no longer shows
+    it; making it here lets every start print the same line.
+    """
+    path = password_file(home)
+    try:
+        passwords = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        passwords = {}
+    if not isinstance(passwords, dict) or not passwords.get(ADMIN_USER):
+        passwords = {**(passwords if isinstance(passwords, dict) else {}), ADMIN_USER: secrets.token_urlsafe(12)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(passwords) + "\n")
+        temporary.chmod(0o600)
+        temporary.replace(path)
+    return str(passwords[ADMIN_USER])
 
 
 def apply_env(home: Path, project: Path) -> dict[str, str]:
@@ -80,7 +114,7 @@ def setup(home: Path, project: Path) -> dict[str, str]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m faxflow.airflow.home")
-    parser.add_argument("action", choices=["env", "setup", "pools"])
+    parser.add_argument("action", choices=["env", "setup", "pools", "password"])
     parser.add_argument("--home", default=os.environ.get("AIRFLOW_HOME") or str(SOURCE_ROOT / ".airflow" / "home"))
     parser.add_argument("--project", default=os.environ.get("FAXFLOW_PROJECT_ROOT") or str(SOURCE_ROOT))
     args = parser.parse_args(argv)
@@ -89,11 +123,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         for key, value in airflow_env(Path(args.home), project).items():
             print(f"export {key}={shlex.quote(value)}")
         return 0
+    if args.action == "password":
+        print(f"Password for user '{ADMIN_USER}': {admin_password(Path(args.home))}")
+        return 0
     if args.action == "pools":
         for name, size in sorted(campaign_pools(project).items()):
             print(name, size)
         return 0
     setup(Path(args.home), project)
+    admin_password(Path(args.home))
     for name, size in sorted(campaign_pools(project).items()):
         print(f"pool {name}: {size} slots, include_deferred")
     return 0

@@ -250,10 +250,10 @@ class FaxflowGroupOperator(BaseOperator):
                                   job["job_name"], event["state"])
                     self._publish(context, job)
                     self._defer(backend, job)
-                if event and event.get("state") == "COMPLETED":
-                    self.log.info("Job %s of a previous try already completed; evaluating it", job["job_id"])
-                    self._publish(context, job)
-                    return self._evaluate(context, backend, store, job, event)
+                # A finished job is never reused: a new try (retry or Clear) resubmits the group, and the
+                # job itself skips every step whose done record still matches its files.
+                self.log.info("Job %s of a previous try has ended (%s); submitting the group again",
+                              job["job_id"], (event or {}).get("state", "no longer known"))
             live = backend.find_live()
             if live:
                 job = backend.job_info(live)
