@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from faxflow.config import campaign_from_dict
-from faxflow.errors import BadInputError
+from faxflow.errors import BadInputError, ConfigError
 from faxflow.instructions import INSTRUCTION_COLUMNS, W_VALUE_EV, make_instructions, write_instructions
 
 HEADER = "instruction,recoil_type,x,y,depth,s1_photons,s2_electrons,t"
@@ -287,5 +287,8 @@ def test_nest_deterministic_and_correlated(tmp_path):
 
 
 def test_nest_rejects_led():
-    with pytest.raises(BadInputError, match="NEST has no LED yields"):
+    with pytest.raises(ConfigError, match="recoil_type: NEST has no yields for 'LED'"):
         nest(recoil="LED")
+    resolved = settings(instructions={"source": "nest", "spectrum": "line", "energy_kev": 41.5})
+    with pytest.raises(BadInputError, match="NEST has no LED yields"):
+        make_instructions({**resolved, "recoil_type": "LED"}, 10, 0, np.random.default_rng(1), ".")

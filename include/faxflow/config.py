@@ -8,6 +8,7 @@ accepted silently.
 
 import copy
 import itertools
+import math
 import re
 import string
 from pathlib import Path
@@ -16,34 +17,25 @@ from typing import Annotated, Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from faxflow import limits
 from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
 from faxflow.errors import ConfigError
+from faxflow.geometry import DEFAULT_FIDUCIAL_VOLUME, TPC_SIZE_CM
+from faxflow.names import DEFAULT_REMOTE_ROOT, SAFE_NAME, SAFE_NAME_HELP, check_remote_path, check_safe_name
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-SAFE_NAME_HELP = "1-64 characters from [A-Za-z0-9_.-], not starting with '.' or '-'"
-
-#: TPC length and radius (cm) bounding any fiducial volume, per detector.
-TPC_SIZE_CM = {"XENON1T": {"length": 96.9, "radius": 47.9}, "XENON100": {"length": 30.5, "radius": 15.3}}
-#: The fiducial volumes the 2017 scripts used.
-DEFAULT_FIDUCIAL_VOLUME = {
-    "XENON1T": {"r_max_cm": 36.94, "depth_min_cm": 9.0, "depth_max_cm": 92.9},
-    "XENON100": {"r_max_cm": 200 ** 0.5, "depth_min_cm": 0.0, "depth_max_cm": 29.6},
-}
 #: Keys that belong to the campaign as a whole and cannot differ between variants.
-CAMPAIGN_ONLY_KEYS = ("name", "description", "variants", "matrix", "seed_policy", "seed", "schedule", "output_root")
-
-
-def check_safe_name(value: str) -> str:
-    if not isinstance(value, str) or not SAFE_NAME.match(value):
-        raise ValueError(f"{value!r} is not a safe name ({SAFE_NAME_HELP})")
-    return value
-
+CAMPAIGN_ONLY_KEYS = ("name", "description", "variants", "matrix", "seed_policy", "seed", "schedule", "output_root",
+                      "limits")
 
 SafeName = Annotated[str, Field(description=SAFE_NAME_HELP)]
 
 
+#: No coercion (``"3"``, ``5.0``, ``0``, ``"yes"`` are refused where an int or bool is wanted), no inf/NaN.
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(**STRICT, validate_default=True)
 
 
 class CountRange(StrictModel):
@@ -80,6 +72,9 @@ class TableSource(StrictModel):
     source: Literal["table"] = Field(description="instructions from a table of real events")
     path: str = Field(description="CSV, Parquet or hax minitree ROOT file; relative paths are relative to the campaign file")
     format: Literal["auto", "csv", "parquet", "root", "pickle"] = "auto"
+    volume: Literal["tpc", "fiducial"] = Field("tpc", description="rows must lie inside the TPC or the fiducial volume")
+    outside_rows: Literal["error", "drop"] = Field(
+        "error", description="rows outside the volume: error names the first ones; drop removes and counts them")
     tree: str = Field("Basics", description="TTree name for ROOT input")
     allow_pickle: bool = Field(False, description="pickle input runs arbitrary code; it must be allowed explicitly")
     g1_pe_per_photon: float = Field(0.12, gt=0, description="s1_photons = round(cs1 / g1)")
@@ -95,6 +90,11 @@ class NestSource(StrictModel):
     energy_kev: Optional[float] = Field(None, gt=0, description="line energy in keV")
     drift_field_v_per_cm: float = Field(120.0, gt=0)
     density_g_per_cm3: float = Field(2.862, gt=0)
+
+    @field_validator("energy_range_kev", mode="before")
+    @classmethod
+    def pair_as_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
 
     @model_validator(mode="after")
     def spectrum_needs_energy(self) -> "NestSource":
@@ -167,7 +167,8 @@ class ClusterSettings(StrictModel):
     productions_per_job: int = Field(1, gt=0, description="productions run one after another in one Slurm job")
     max_concurrent_jobs: int = Field(50, gt=0, description="size of the Airflow pool capping jobs in flight")
     pool: SafeName = Field("faxflow_slurm", description="Airflow pool holding jobs in flight (include_deferred)")
-    remote_root: str = Field("/tmp/faxflow", description="absolute directory on the cluster for manifests, outputs, logs")
+    remote_root: str = Field(DEFAULT_REMOTE_ROOT, description="directory on the cluster for manifests, outputs, logs: "
+                             "absolute, or under $HOME or $SCRATCH (resolved on the cluster)")
     python_env: Optional[str] = Field(None, description="venv or conda env directory on the cluster holding faxflow")
     env_setup: list[str] = Field(default_factory=list, description="shell lines run before faxflow, e.g. 'module load python/3.11'")
     install_faxflow: bool = Field(False, description="let prepare install this exact faxflow version under remote_root")
@@ -184,12 +185,8 @@ class ClusterSettings(StrictModel):
 
     @field_validator("remote_root", "python_env")
     @classmethod
-    def absolute_path(cls, value: Optional[str]) -> Optional[str]:
-        if value is None:
-            return value
-        if not re.match(r"^/[A-Za-z0-9_./-]*$", value) or ".." in value.split("/"):
-            raise ValueError(f"{value!r} must be an absolute path from [A-Za-z0-9_./-] without '..'")
-        return value
+    def remote_path(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else check_remote_path(value)
 
     @field_validator("env_setup")
     @classmethod
@@ -207,7 +204,7 @@ def _optional_copy(model: type[BaseModel], name: str) -> type[BaseModel]:
         override = copy.copy(info)
         override.default = None
         fields[field_name] = (Optional[info.annotation], override)
-    return create_model(name, __config__=ConfigDict(extra="forbid"), __doc__=model.__doc__, **fields)
+    return create_model(name, __config__=STRICT, __doc__=model.__doc__, **fields)
 
 
 PhysicsOverrides = _optional_copy(PhysicsParameters, "PhysicsOverrides")
@@ -224,6 +221,9 @@ class ProductionSettings(StrictModel):
     production_id_format: str = Field("{name}_{index:06}", description="fields: name (variant), index")
     pmt_afterpulse: bool = Field(True, description="simulate per-PMT afterpulses (false = 2017 NoPMTAfterpulses.ini)")
     s2_afterpulse: bool = Field(True, description="simulate photo-ionisation (false = 2017 NoS2Afterpulses.ini)")
+    raw: Literal["drop", "keep"] = Field("drop", description="keep: write each production's raw data; drop: pass "
+                                         "it from simulation to processing in memory (faxflow raw regenerates it; "
+                                         "the pax engine always keeps it)")
     photon_number: CountRange = Field(default_factory=lambda: CountRange(low=50, high=100),
                                       description="S1 photons produced per interaction, integer-uniform [low, high)")
     electron_number: CountRange = Field(default_factory=lambda: CountRange(low=10, high=100),
@@ -243,8 +243,18 @@ class ProductionSettings(StrictModel):
     @field_validator("correlated", mode="before")
     @classmethod
     def strict_correlated(cls, value: Any) -> Any:
-        if value not in (True, False, "S1", "S2") or isinstance(value, int) and not isinstance(value, bool):
+        if not (isinstance(value, bool) or value in ("S1", "S2")):
             raise ValueError(f"{value!r} is not one of true, false, 'S1', 'S2'")
+        return value
+
+    @field_validator("photon_number", "electron_number")
+    @classmethod
+    def bounded_quanta(cls, value: CountRange, info) -> CountRange:
+        ceiling = {"photon_number": limits.MAX_PHOTONS_PER_INTERACTION,
+                   "electron_number": limits.MAX_ELECTRONS_PER_INTERACTION}[info.field_name]
+        if value.high > ceiling + 1:
+            raise ValueError(f"at most {ceiling} quanta per interaction (allowed: high ≤ {ceiling + 1}, "
+                             f"got high {value.high})")
         return value
 
     @field_validator("production_id_format")
@@ -267,6 +277,18 @@ class ProductionSettings(StrictModel):
         return self
 
 
+def _size_limit_fields() -> dict:
+    return {name: (Optional[int], Field(None, gt=0, le=limit.hard,
+                                        description=f"{limit.description} (default {limit.default:,}, "
+                                                    f"at most {limit.hard:,})"))
+            for name, limit in limits.SIZE_LIMITS.items()}
+
+
+CampaignLimits = create_model("CampaignLimits", __config__=STRICT,
+                              __doc__="Ceilings on the campaign's size; unset ones take faxflow's defaults.",
+                              **_size_limit_fields())
+
+
 class CampaignFile(ProductionSettings):
     """The top level of a campaign YAML: defaults plus campaign-wide keys."""
 
@@ -280,6 +302,7 @@ class CampaignFile(ProductionSettings):
     variants: list[dict[str, Any]] = Field(default_factory=list, description="named overrides: {name: ..., key: value}")
     matrix: dict[str, list[Any]] = Field(default_factory=dict,
                                          description="dotted key → list of values; every combination becomes a variant")
+    limits: CampaignLimits = Field(default_factory=CampaignLimits, description="ceilings on the campaign's size")
 
     @field_validator("name")
     @classmethod
@@ -318,9 +341,18 @@ class Campaign(BaseModel):
     output_root: str
     cluster: ClusterSettings
     variants: list[ResolvedVariant]
+    limits: dict[str, int] = Field(default_factory=dict, description="the size ceilings in force")
 
     def resolved_variants(self) -> list[ResolvedVariant]:
         return self.variants
+
+    def check_size(self, number_job: Optional[int] = None, events: Optional[int] = None,
+                   variants: Optional[list[str]] = None) -> None:
+        """Refuse overrides (CLI, trigger params) that exceed the campaign's ceilings, before any expansion."""
+        chosen = [v for v in self.variants if variants is None or v.name in variants]
+        problems = _size_problems([_sized(v.settings, number_job, events) for v in chosen], self.limits)
+        if problems:
+            raise ConfigError([f"{self.path}: {line}" for line in problems])
 
     def variant(self, name: str) -> ResolvedVariant:
         for variant in self.variants:
@@ -334,20 +366,71 @@ def campaign_json_schema() -> dict:
     return CampaignFile.model_json_schema()
 
 
-def load_campaign(path: Union[str, Path]) -> Campaign:
-    """Read, validate and resolve a campaign file; raises :class:`ConfigError` listing every problem."""
-    path = Path(path)
+class _CampaignLoader(yaml.SafeLoader):
+    """Safe YAML without anchors or aliases (no alias bombs), duplicate keys or deep nesting."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in campaign files",
+                                              self.peek_event().start_mark)
+        event = self.peek_event()
+        if getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(None, None, f"anchors (&{event.anchor}) are not allowed in campaign "
+                                              "files; repeat the values or use defaults and variants", event.start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > limits.MAX_CONFIG_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {limits.MAX_CONFIG_DEPTH} levels",
+                                                  event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise yaml.constructor.ConstructorError(None, None, "mapping keys must be plain scalars",
+                                                        key_node.start_mark)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_campaign_yaml(text: str, source: str) -> Any:
+    """Parse a campaign file's text with the hardened loader; raises :class:`ConfigError` with the line."""
     try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigError([f"{path}: cannot read: {error.strerror}"]) from None
-    try:
-        raw = yaml.safe_load(text)
+        return yaml.load(text, Loader=_CampaignLoader)  # noqa: S506 - _CampaignLoader is a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"{path}: YAML syntax error{where}: {getattr(error, 'problem', error)}"]) from None
-    return campaign_from_dict(raw, source=str(path))
+        raise ConfigError([f"{source}: YAML error{where}: {getattr(error, 'problem', None) or error}"]) from None
+
+
+def read_campaign_file(path: Union[str, Path]) -> Any:
+    """The parsed content of a campaign file, refusing files above :data:`faxflow.limits.MAX_CONFIG_BYTES`."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limits.MAX_CONFIG_BYTES + 1)
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot read: {error.strerror or error}"]) from None
+    if len(data) > limits.MAX_CONFIG_BYTES:
+        raise ConfigError([f"{path}: larger than {limits.MAX_CONFIG_BYTES} bytes; campaign files are short "
+                           "(put event lists in a table file and use instructions.source: table)"])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {error.start})"]) from None
+    return parse_campaign_yaml(text, str(path))
+
+
+def load_campaign(path: Union[str, Path]) -> Campaign:
+    """Read, validate and resolve a campaign file; raises :class:`ConfigError` listing every problem."""
+    return campaign_from_dict(read_campaign_file(path), source=str(path))
 
 
 def campaign_from_dict(raw: Any, source: str = "<campaign>") -> Campaign:
@@ -374,11 +457,41 @@ def campaign_from_dict(raw: Any, source: str = "<campaign>") -> Campaign:
         problems.extend(where + line for line in variant_problems if line.split(":", 1)[0] not in reported_keys)
         if not variant_problems:
             variants.append(ResolvedVariant(name=name, settings=_resolve(settings)))
+    ceilings = {name: limits.size_limit(name, top.limits.model_dump() if top else None) for name in limits.SIZE_LIMITS}
+    if not problems:
+        problems.extend(_size_problems([v.settings for v in variants], ceilings))
     if problems or top is None:
         raise ConfigError([f"{source}: {line}" for line in dict.fromkeys(problems)])
     return Campaign(path=source, name=top.name, description=top.description, seed_policy=top.seed_policy,
                     seed=top.seed, schedule=top.schedule, output_root=top.output_root, cluster=top.cluster,
-                    variants=variants)
+                    variants=variants, limits=ceilings)
+
+
+def _sized(settings: dict, number_job: Optional[int], events: Optional[int]) -> dict:
+    return {"number_job": settings["number_job"] if number_job is None else number_job,
+            "number_event_per_job": settings["number_event_per_job"] if events is None else events}
+
+
+def _size_problems(sizes: list[dict], ceilings: dict[str, int]) -> list[str]:
+    """Productions, events per production and total events against the ceilings (nothing is expanded)."""
+    problems = []
+    for key, ceiling in (("number_job", ceilings["max_productions_per_variant"]),
+                         ("number_event_per_job", ceilings["max_events_per_production"])):
+        worst = max((size[key] for size in sizes), default=0)
+        if not isinstance(worst, int) or isinstance(worst, bool) or worst < 1:
+            problems.append(f"{key}: must be a whole number ≥ 1 (got {worst!r})")
+        elif worst > ceiling:
+            limit = "max_productions_per_variant" if key == "number_job" else "max_events_per_production"
+            problems.append(f"{key}: {worst} is above the ceiling {ceiling} (allowed: 1..{ceiling}; "
+                            f"raise limits.{limit} up to {limits.SIZE_LIMITS[limit].hard} if you mean it)")
+    if not problems:
+        total = sum(size["number_job"] * size["number_event_per_job"] for size in sizes)
+        if total > ceilings["max_events_per_campaign"]:
+            problems.append(f"limits.max_events_per_campaign: the campaign asks for {total} events in all, above "
+                            f"the ceiling {ceilings['max_events_per_campaign']} (fewer productions or events, "
+                            f"or raise limits.max_events_per_campaign up to "
+                            f"{limits.SIZE_LIMITS['max_events_per_campaign'].hard})")
+    return problems
 
 
 def _expand_variants(raw: dict, problems: list[str]):
@@ -418,6 +531,11 @@ def _expand_variants(raw: dict, problems: list[str]):
             problems.append(f"matrix.{key}: needs a list of at least one value")
             return
         axes.append([(key, value) for value in values])
+    count = len(listed) * math.prod(len(axis) for axis in axes)
+    if count > limits.MAX_VARIANTS:
+        problems.append(f"matrix: the variants × matrix product has {count} variants (allowed: at most "
+                        f"{limits.MAX_VARIANTS}); split the sweep into several campaigns")
+        return
     for base_name, base, where in listed:
         for point in itertools.product(*axes) if axes else [()]:
             overrides = copy.deepcopy(base)
@@ -485,7 +603,21 @@ def _semantic_problems(settings: ProductionSettings) -> list[str]:
                         f"use engine: pax for {settings.detector})")
     if settings.engine == "pax" and settings.cluster.backend != "slurm":
         problems.append("engine: pax runs only on the cluster (allowed with cluster.backend local: engine builtin)")
+    if isinstance(settings.instructions, NestSource):
+        problems.extend(_nest_problems(settings.instructions, settings.recoil_type))
     return problems
+
+
+def _nest_problems(source: NestSource, recoil_type: str) -> list[str]:
+    allowed = limits.NEST_ENERGY_RANGE_KEV
+    if recoil_type not in allowed:
+        return [f"recoil_type: NEST has no yields for {recoil_type!r} (allowed with instructions.source nest: "
+                f"{', '.join(allowed)})"]
+    low, high = allowed[recoil_type]
+    energies = ([("instructions.energy_kev", source.energy_kev)] if source.spectrum == "line" else
+                [("instructions.energy_range_kev", value) for value in source.energy_range_kev])
+    return [f"{key}: {value} keV is outside NEST's {recoil_type} range (allowed: {low}..{high} keV)"
+            for key, value in energies if not low <= value <= high][:1]
 
 
 def _resolved_physics(settings: ProductionSettings) -> PhysicsParameters:
@@ -519,12 +651,33 @@ def _describe(error: ValidationError, model: type[BaseModel], prefix: str = "") 
             message = f"unknown source {item['input'].get('source')!r} (allowed: uniform, table, nest)"
         elif kind == "union_tag_not_found":
             message = "needs 'source' (allowed: uniform, table, nest)"
+        elif kind in _TYPE_MESSAGES:
+            message = f"{_TYPE_MESSAGES[kind]} (got {item['input']!r}, {_yaml_type(item['input'])})"
         else:
             message = item["msg"].removeprefix("Value error, ")
             if "input" in item and not isinstance(item["input"], dict) and "got " not in message:
                 message += f" (got {item['input']!r})"
         lines.append(f"{key.rstrip('.') or '<top level>'}: {message}")
     return lines
+
+
+_TYPE_MESSAGES = {
+    "int_type": "must be a whole number written without quotes or decimal point, e.g. 3",
+    "bool_type": "must be true or false",
+    "float_type": "must be a number written without quotes, e.g. 2.5",
+    "string_type": "must be text",
+    "finite_number": "must be a finite number (no .inf or .nan)",
+    "list_type": "must be a list, e.g. [a, b]",
+    "tuple_type": "must be a list, e.g. [1, 2]",
+    "dict_type": "must be a mapping of keys",
+    "model_type": "must be a mapping of keys",
+}
+
+
+def _yaml_type(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "a mapping", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _allowed_keys(model: type[BaseModel], loc: list) -> list[str]:
