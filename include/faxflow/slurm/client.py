@@ -3,6 +3,9 @@
 Operators open one :class:`SlurmClient` per task execution and close it at the end; every command of
 that execution (sbatch, squeue, sacct, scancel, SFTP uploads, log tails) goes through the same
 connection. Host keys are always verified: a connection that asks for ``no_host_key_check`` is refused.
+
+Failures that a retry cannot fix (no such connection, login refused, wrong host key, sbatch options the
+cluster does not know) raise :class:`PermanentClusterError`; the Airflow tasks fail at once on it.
 """
 
 from __future__ import annotations
@@ -10,8 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import re
+import shlex
 import uuid
 from typing import Any, Callable, Iterable, Mapping, Optional
+
+from airflow.sdk.exceptions import AirflowFailException
 
 from faxflow.slurm import commands
 from faxflow.slurm.parsers import Submission, parse_sbatch, parse_squeue
@@ -31,8 +38,21 @@ class SlurmCommandError(RuntimeError):
         super().__init__(f"remote command failed (exit {result.exit_status}): {command}\n{detail}")
 
 
-class HostKeyMismatchError(PermissionError):
+class PermanentClusterError(AirflowFailException):
+    """Retrying cannot help: the connection, the credentials, the host key or the job options are wrong.
+
+    It is an ``AirflowFailException``, so the task that meets it fails in its first try.
+    """
+
+
+class HostKeyMismatchError(PermanentClusterError, PermissionError):
     """The server's host key is not the pinned one (``host_key`` extra / known_hosts): never connect."""
+
+
+#: What sbatch says about options the cluster does not accept (partition, account, QOS): not transient.
+_REJECTED_OPTIONS = re.compile(r"invalid (partition|account|qos)|invalid account or account/partition"
+                               r"|invalid qos|no partition specified|partition .* not (found|available)",
+                               re.IGNORECASE)
 
 
 def host_key_mismatch(ssh_conn_id: Optional[str], detail: str) -> HostKeyMismatchError:
@@ -42,11 +62,15 @@ def host_key_mismatch(ssh_conn_id: Optional[str], detail: str) -> HostKeyMismatc
         "key really changed, update the pinned key after checking it out of band.")
 
 
+class UncheckedHostKeyError(PermanentClusterError, PermissionError):
+    """The connection asks to skip host-key checks, which faxflow never does."""
+
+
 def refuse_unchecked_host_keys(extra: Mapping[str, Any]) -> None:
     """Raise if a connection's extras turn host-key checking off (faxflow never allows that)."""
     for key in ("no_host_key_check", "ignore_hostkey_verification", "allow_host_key_change"):
         if str(extra.get(key, "")).lower() == "true":
-            raise PermissionError(f"connection extra {key}=true: faxflow requires verified host keys; "
+            raise UncheckedHostKeyError(f"connection extra {key}=true: faxflow requires verified host keys; "
                                   "set host_key or provide known_hosts instead")
 
 
@@ -80,9 +104,9 @@ class SlurmClient:
         if self._ssh is None:
             from airflow.providers.ssh.hooks.ssh import SSHHook
 
-            hook = SSHHook(ssh_conn_id=self.ssh_conn_id, cmd_timeout=self.command_timeout)
+            hook = self._hook_for_connection(SSHHook)
             if hook.no_host_key_check or hook.allow_host_key_change:
-                raise PermissionError(f"connection {self.ssh_conn_id!r} disables host-key checking; faxflow "
+                raise UncheckedHostKeyError(f"connection {self.ssh_conn_id!r} disables host-key checking; faxflow "
                                       "requires verified host keys (set host_key or known_hosts)")
             self._hook = hook
             import paramiko
@@ -91,7 +115,26 @@ class SlurmClient:
                 self._ssh = hook.get_conn()
             except paramiko.BadHostKeyException as error:
                 raise host_key_mismatch(self.ssh_conn_id, str(error)) from None
+            except paramiko.AuthenticationException as error:
+                raise PermanentClusterError(
+                    f"connection {self.ssh_conn_id!r}: the login node refused the login ({error}); check the "
+                    "connection's login and key_file/private_key") from None
+            except paramiko.SSHException as error:
+                if "known_hosts" in str(error) or "host key" in str(error).lower():
+                    raise host_key_mismatch(self.ssh_conn_id, str(error)) from None
+                raise
         return self._ssh
+
+    def _hook_for_connection(self, hook_class):
+        from airflow.exceptions import AirflowNotFoundException
+
+        try:
+            return hook_class(ssh_conn_id=self.ssh_conn_id, cmd_timeout=self.command_timeout)
+        except AirflowNotFoundException:
+            variable = f"AIRFLOW_CONN_{str(self.ssh_conn_id).upper()}"
+            raise PermanentClusterError(
+                f"no Airflow connection {self.ssh_conn_id!r} (cluster.ssh_conn_id): create it in Admin → "
+                f"Connections or export {variable} (see the README's Airflow section)") from None
 
     def close(self) -> None:
         """Close the SFTP session and the SSH connection (safe to call twice)."""
@@ -145,6 +188,22 @@ class SlurmClient:
     def status(self, job_id: str) -> Optional[JobStatus]:
         """One job's folded state, or None if no Slurm view knows it."""
         return self.query([job_id]).statuses.get(job_id)
+
+    def check_job_options(self, script_path: str) -> None:
+        """Ask Slurm once whether it would accept the script's job (``sbatch --test-only``), submitting nothing.
+
+        Raises :class:`PermanentClusterError` if the partition, account or QOS is unknown; other failures
+        (controller unreachable …) raise :class:`SlurmCommandError`, which is worth a retry.
+        """
+        command = f"sbatch --test-only {shlex.quote(commands.check_path(script_path))}"
+        result = self.run(command)
+        if result.ok:
+            return
+        detail = (result.stderr or result.stdout).strip()
+        if _REJECTED_OPTIONS.search(detail):
+            raise PermanentClusterError(f"Slurm refuses the job options of {script_path} (cluster.partition, "
+                                        f"cluster.account, cluster.qos): {detail[-500:]}")
+        raise SlurmCommandError(command, result)
 
     def find_live_by_name(self, name: str) -> Optional[JobStatus]:
         """The newest queued/running job of this user with exactly this name, if any."""

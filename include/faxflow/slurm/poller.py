@@ -222,19 +222,28 @@ class AsyncSSHRunner:
         await self._connection.wait_closed()
 
 
-async def connect_ssh(ssh_conn_id: str, command_timeout: float = 60.0) -> AsyncSSHRunner:
-    """Open an asyncssh connection for an Airflow SSH connection id, refusing unchecked host keys."""
-    from airflow.providers.ssh.hooks.ssh import SSHHookAsync
-    from airflow.providers.common.compat.connection import get_async_connection
-
+def _ssh_modules():
+    """Import what an SSH connection needs (paramiko, asyncssh, the SSH provider: seconds on a busy node)."""
     import asyncssh
+    from airflow.providers.common.compat.connection import get_async_connection
+    from airflow.providers.ssh.hooks.ssh import SSHHookAsync
 
-    from faxflow.slurm.client import host_key_mismatch, refuse_unchecked_host_keys
+    from faxflow.slurm import client
 
+    return asyncssh, get_async_connection, SSHHookAsync, client
+
+
+async def connect_ssh(ssh_conn_id: str, command_timeout: float = 60.0) -> AsyncSSHRunner:
+    """Open an asyncssh connection for an Airflow SSH connection id, refusing unchecked host keys.
+
+    The first import of the SSH stack takes long enough to stall every other trigger of the triggerer, so
+    it happens in a worker thread.
+    """
+    asyncssh, get_async_connection, SSHHookAsync, client = await asyncio.to_thread(_ssh_modules)
     conn = await get_async_connection(ssh_conn_id)
-    refuse_unchecked_host_keys(conn.extra_dejson if conn.extra else {})
+    client.refuse_unchecked_host_keys(conn.extra_dejson if conn.extra else {})
     try:
         connection = await SSHHookAsync(ssh_conn_id=ssh_conn_id).get_conn()
     except asyncssh.HostKeyNotVerifiable as error:
-        raise host_key_mismatch(ssh_conn_id, str(error)) from None
+        raise client.host_key_mismatch(ssh_conn_id, str(error)) from None
     return AsyncSSHRunner(connection, command_timeout)
