@@ -1,8 +1,9 @@
 """What to do when a group's job ends: succeed, retry (maybe with more time or memory) or fail fast.
 
 The decision depends on the terminal Slurm state and, for FAILED, on the faxflow exit code
-(:mod:`faxflow.errors`): config (2), bad input (3) and validation (6) errors will fail again, so they
-fail fast; engine (4) and I/O (5) errors and unknown codes are retried.
+(:mod:`faxflow.errors`, where each failure class carries its retry decision): config, bad input and
+validation errors fail fast; engine and I/O errors and unknown codes are retried; running out of
+memory is retried with more memory.
 """
 
 from __future__ import annotations
@@ -11,13 +12,8 @@ import enum
 from dataclasses import dataclass
 from typing import Optional
 
-from faxflow.errors import BadInputError, ConfigError, EngineError, StorageError, ValidationFailure
+from faxflow.errors import MORE_MEMORY, NEVER, failure_class
 from faxflow.slurm.states import JobState
-
-#: faxflow exit codes that mean "the same input will fail again".
-FAIL_FAST_EXIT_CODES = frozenset({ConfigError.exit_code, BadInputError.exit_code, ValidationFailure.exit_code})
-#: faxflow exit codes worth another try.
-RETRY_EXIT_CODES = frozenset({EngineError.exit_code, StorageError.exit_code})
 
 #: Extra state the poller reports when a job vanished from every Slurm view for too long.
 LOST = "LOST"
@@ -90,25 +86,25 @@ def decide(state: str | JobState, exit_code: Optional[int], resources: Resources
                                          "(fewer productions_per_job) or raise max_time_limit_minutes", **keep)
         return Decision(Action.RETRY_MORE_TIME, f"TIMEOUT after {resources.time_limit_minutes} min; "
                                                 f"retrying with {more} min", more, resources.mem_per_cpu_mb)
-    if name == JobState.OUT_OF_MEMORY.value:
+    failure = failure_class(exit_code) if name in (JobState.FAILED.value, JobState.COMPLETED.value,
+                                                   JobState.SPECIAL_EXIT.value) else None
+    if name == JobState.OUT_OF_MEMORY.value or failure is not None and failure.retry == MORE_MEMORY:
+        what = f"faxflow {failure.label} error (exit code {exit_code})" if failure else "OUT_OF_MEMORY"
         more = _grow(resources.mem_per_cpu_mb, resources.max_mem_per_cpu_mb, resources.growth)
         if more is None:
-            return Decision(Action.FAIL, f"OUT_OF_MEMORY at the maximum memory "
+            return Decision(Action.FAIL, f"{what} at the maximum memory "
                                          f"({resources.max_mem_per_cpu_mb} MB per CPU)", **keep)
-        return Decision(Action.RETRY_MORE_MEMORY, f"OUT_OF_MEMORY with {resources.mem_per_cpu_mb} MB per CPU; "
+        return Decision(Action.RETRY_MORE_MEMORY, f"{what} with {resources.mem_per_cpu_mb} MB per CPU; "
                                                   f"retrying with {more} MB", resources.time_limit_minutes, more)
     if name in (JobState.NODE_FAIL.value, JobState.PREEMPTED.value, JobState.BOOT_FAIL.value,
                 JobState.REQUEUED.value, LOST):
         return Decision(Action.RETRY, f"{name}: transient cluster problem, resubmitting", **keep)
     if name in (JobState.FAILED.value, JobState.COMPLETED.value, JobState.SPECIAL_EXIT.value):
-        if exit_code in FAIL_FAST_EXIT_CODES:
-            kind = {ConfigError.exit_code: "configuration", BadInputError.exit_code: "bad input",
-                    ValidationFailure.exit_code: "validation"}[exit_code]
-            return Decision(Action.FAIL, f"faxflow {kind} error (exit code {exit_code}); retrying cannot help",
+        if failure is not None and failure.retry == NEVER:
+            return Decision(Action.FAIL, f"faxflow {failure.label} error (exit code {exit_code}); retrying cannot help",
                             **keep)
-        if exit_code in RETRY_EXIT_CODES:
-            kind = "engine" if exit_code == EngineError.exit_code else "I/O"
-            return Decision(Action.RETRY, f"faxflow {kind} error (exit code {exit_code}); retrying", **keep)
+        if failure is not None:
+            return Decision(Action.RETRY, f"faxflow {failure.label} error (exit code {exit_code}); retrying", **keep)
         detail = f"exit code {exit_code}" if exit_code is not None else "unknown exit code"
         if signal:
             detail += f", signal {signal}"
