@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from faxflow import __version__
-from faxflow.errors import FaxflowError
+from faxflow.errors import BadInputError, FaxflowError
 
 
 def _plan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,13 +48,15 @@ def cmd_validate(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from faxflow.plan import format_dry_run, write_manifest
+    from faxflow.manifest import write_manifest
+    from faxflow.plan import format_dry_run
 
     plan = _make_plan(args)
     print(format_dry_run(plan))
     if not args.dry_run:
         directory = Path(args.manifest_dir or Path(plan.output_root) / plan.campaign / "manifests")
-        print(f"manifest: {write_manifest(plan, directory)}")
+        manifest = write_manifest(plan, directory)
+        print(f"manifest: {manifest.index_path}\ndigest: {manifest.index_digest}")
     return 0
 
 
@@ -65,36 +67,42 @@ def cmd_run(args) -> int:
 
 
 def cmd_job(args) -> int:
+    from faxflow.manifest import load_slice
     from faxflow.pipeline import run_group, summary_line
-    from faxflow.plan import load_manifest
 
-    summary = run_group(load_manifest(args.manifest), args.group, args.output_root, force=args.force)
+    plan = load_slice(args.manifest, args.digest)
+    group = plan.groups[0].index if args.group is None else args.group
+    summary = run_group(plan, group, args.output_root, force=args.force)
     print(summary_line(summary), flush=True)
     return summary["exit_code"]
 
 
 def cmd_collect(args) -> int:
     from faxflow.collect import collect_variant
-    from faxflow.plan import load_manifest
+    from faxflow.manifest import load_index
 
-    summary = collect_variant(load_manifest(args.manifest), args.variant, args.output_root, args.min_fraction)
+    if not 0.0 <= args.min_fraction <= 1.0:
+        raise BadInputError(f"--min-fraction {args.min_fraction} must be a number in [0, 1]")
+    summary = collect_variant(load_index(args.manifest, args.digest), args.variant, args.output_root,
+                              args.min_fraction)
     print(json.dumps({k: v for k, v in summary.items() if k != "per_production"}, sort_keys=True))
     return 0
 
 
 def cmd_report(args) -> int:
-    from faxflow.plan import load_manifest
+    from faxflow.manifest import load_index
     from faxflow.report import write_report
 
-    print(write_report(load_manifest(args.manifest), args.output_root))
+    print(write_report(load_index(args.manifest, args.digest), args.output_root))
     return 0
 
 
 def cmd_check_manifest(args) -> int:
-    from faxflow.plan import load_manifest
+    from faxflow.manifest import load_manifest
 
-    plan = load_manifest(args.manifest)
-    print(f"ok: manifest of campaign {plan.campaign}, faxflow {plan.faxflow_version}")
+    plan = load_manifest(args.manifest, args.digest)
+    print(f"ok: manifest of campaign {plan.campaign}, faxflow {plan.faxflow_version}, "
+          f"{len(plan.variants)} variant(s), {len(plan.groups)} group(s)")
     return 0
 
 
@@ -143,26 +151,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     job = commands.add_parser("job", help="run one group of a manifest (what a Slurm job runs)")
-    job.add_argument("--manifest", required=True)
-    job.add_argument("--group", type=int, required=True)
+    job.add_argument("--manifest", required=True, help="the group's manifest slice")
+    job.add_argument("--digest", required=True, help="the slice's sha256, as recorded by the planner")
+    job.add_argument("--group", type=int, help="the slice's group (checked against it)")
     job.add_argument("--output-root", help="override the manifest's output root")
     job.add_argument("--force", action="store_true")
     job.set_defaults(func=cmd_job)
 
     collect = commands.add_parser("collect", help="verify and merge one variant's outputs")
-    collect.add_argument("--manifest", required=True)
+    collect.add_argument("--manifest", required=True, help="the plan's index.json")
+    collect.add_argument("--digest", required=True, help="the index's sha256, as recorded by the planner")
     collect.add_argument("--variant", required=True)
     collect.add_argument("--output-root")
     collect.add_argument("--min-fraction", type=float, default=1.0, help="productions that must be complete")
     collect.set_defaults(func=cmd_collect)
 
     report = commands.add_parser("report", help="write the campaign QA report")
-    report.add_argument("--manifest", required=True)
+    report.add_argument("--manifest", required=True, help="the plan's index.json")
+    report.add_argument("--digest", required=True, help="the index's sha256, as recorded by the planner")
     report.add_argument("--output-root")
     report.set_defaults(func=cmd_report)
 
     check = commands.add_parser("check-manifest", help="exit 0 if this faxflow can run the manifest")
-    check.add_argument("manifest")
+    check.add_argument("manifest", help="an index.json or a group slice")
+    check.add_argument("--digest", required=True, help="its sha256, as recorded by the planner")
     check.set_defaults(func=cmd_check_manifest)
 
     commands.add_parser("schema", help="print the campaign JSON schema").set_defaults(func=cmd_schema)

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from faxflow.collect import collect_variant
 from faxflow.pipeline import run_group
-from faxflow.plan import Plan, load_manifest, write_manifest
+from faxflow.manifest import load_slice, write_manifest
+from faxflow.plan import Plan
 from faxflow.report import write_report
 
 _events: "multiprocessing.Queue | None" = None
@@ -26,8 +27,8 @@ def _init_worker(events: "multiprocessing.Queue") -> None:
     _events = events
 
 
-def _group_worker(manifest: str, group_index: int, output_root: str, force: bool) -> dict:
-    plan = load_manifest(manifest)
+def _group_worker(manifest: str, digest: str, group_index: int, output_root: str, force: bool) -> dict:
+    plan = load_slice(manifest, digest)
     return run_group(plan, group_index, Path(output_root), force=force,
                      echo=lambda line: _events.put(("line", line)),
                      on_production=lambda result: _events.put(("production", result.status, result.events or 0)))
@@ -38,7 +39,7 @@ def run_local(plan: Plan, *, jobs: int, force: bool = False, console: Console | 
     console = console or Console()
     root = Path(plan.output_root)
     manifest = write_manifest(plan, root / plan.campaign / "manifests")
-    console.print(f"manifest [bold]{manifest}[/]")
+    console.print(f"manifest [bold]{manifest.index_path}[/] (sha256 {manifest.index_digest})")
     total = sum(len(group.production_ids) for group in plan.groups)
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
@@ -50,7 +51,9 @@ def run_local(plan: Plan, *, jobs: int, force: bool = False, console: Console | 
     try:
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("productions", total=total, failed=0, rate=0.0)
-            pending = [pool.apply_async(_group_worker, (str(manifest), group.index, str(root), force))
+            pending = [pool.apply_async(_group_worker, (str(manifest.slices[group.index][0]),
+                                                        manifest.slices[group.index][1], group.index, str(root),
+                                                        force))
                        for group in plan.groups]
             while True:
                 finished = all(result.ready() for result in pending)

@@ -19,12 +19,11 @@ import numpy as np
 
 from faxflow import __version__
 from faxflow.engines import StepCounts, get_engine
-from faxflow.errors import EngineError, FaxflowError, StorageError, ValidationFailure
+from faxflow.errors import RETRYABLE_KINDS, EngineError, ValidationFailure, classify
 from faxflow.plan import Plan, PlannedVariant, Production
 from faxflow.records import file_hashes, publish, read_record, record_is_valid, write_json_atomic
 
 STEPS = ("instructions", "simulation", "processing", "sort_truth", "minitrees", "merge")
-RETRYABLE_KINDS = ("engine", "io", "error")
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ class ProductionRunner:
             for step in STEPS:
                 self._run_step(step, production, files, result, log)
         except Exception as error:  # noqa: BLE001 - every failure is classified and recorded
-            failure = error if isinstance(error, FaxflowError) else _classify(error)
+            failure = classify(error)
             result.status = "failed"
             result.error = {"production": production.id, "step": result.steps_run[-1] if result.steps_run else None,
                             "error_class": failure.kind, "exit_code": failure.exit_code, "message": str(failure)}
@@ -215,12 +214,6 @@ def _count_events(instructions_csv: Path) -> int:
     return int(column.ne(column.shift()).sum())
 
 
-def _classify(error: Exception) -> FaxflowError:
-    if isinstance(error, OSError):
-        return StorageError(f"{type(error).__name__}: {error}")
-    return EngineError(f"{type(error).__name__}: {error}")
-
-
 def _production_logger(path: Path) -> logging.Logger:
     path.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger(f"faxflow.production.{path.stem}")
@@ -236,9 +229,7 @@ def run_group(plan: Plan, group_index: int, output_root: Optional[Path] = None, 
               echo: Callable[[str], None] = print,
               on_production: Callable[[ProductionResult], None] = lambda result: None) -> dict:
     """Run one group's productions one after another; return (and store) its summary."""
-    if not 0 <= group_index < len(plan.groups):
-        raise FaxflowError(f"group {group_index} does not exist (the plan has groups 0..{len(plan.groups) - 1})")
-    group = plan.groups[group_index]
+    group = plan.group(group_index)
     variant = plan.variant(group.variant)
     root = Path(output_root or plan.output_root)
     runner = ProductionRunner(plan, variant, root, force=force, echo=echo)

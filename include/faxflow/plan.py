@@ -1,29 +1,35 @@
-"""The plan: a campaign expanded into variants → productions → groups, frozen as a manifest.
+"""The plan: a campaign expanded into variants → productions → groups.
 
-The manifest is the only thing a job reads. Its name is the hash of its content, so editing the
-campaign YAML after planning never changes a queued job. Each variant's outputs live under a
-directory keyed by a hash of everything that shapes them (settings that reach the engine and
-software versions), and each production's seed derives from (campaign, variant key, index).
+Outputs are keyed per step (``docs/reliability.md``, output layout): a variant's simulation
+outputs live under ``<campaign>/sim-<sim_key>/``, where ``sim_key`` hashes the settings that shape
+instructions and simulation, the engine and software versions, the campaign seed and (for
+``seed_policy: per_run``) the run id. Its processing outputs live under
+``<campaign>/<variant>-<key>/``, where ``key`` hashes ``sim_key`` plus the processing settings.
+Variants that differ only in ``processing:`` therefore share their simulations, and no two seeds
+ever share a directory. Each production's seed derives from (campaign, sim_key, index, seed).
+The plan is frozen into a verified manifest by :mod:`faxflow.manifest`.
 """
 
 import hashlib
 import json
 import math
-import os
-import re
-import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
 from pydantic import BaseModel
 
 from faxflow import __version__
-from faxflow.config import Campaign, ResolvedVariant
+from faxflow.config import Campaign, ResolvedVariant, check_safe_name
 from faxflow.errors import BadInputError
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 #: Settings that change where and how productions run, not what they contain.
 NOT_IN_KEY = ("number_job", "production_id_format", "cluster")
+#: Settings that shape processing only; every other setting shapes the simulation.
+PROCESSING_ONLY = ("processing",)
+#: Settings that change what is kept, not what is computed.
+NOT_IN_SIM_KEY = ("raw",)
 #: Full-chain throughput used for CPU-time estimates (events/s/core; see bench/).
 EVENTS_PER_CPU_SECOND = {"builtin": 400.0, "pax": 0.5}
 
@@ -33,6 +39,11 @@ class Production(BaseModel):
     index: int
     seed: int
     n_events: int
+
+    @property
+    def sim_name(self) -> str:
+        """The file stem of this production's simulation outputs (shared by variants with one sim_key)."""
+        return f"p{self.index:07d}"
 
 
 class Group(BaseModel):
@@ -48,10 +59,16 @@ class Group(BaseModel):
 class PlannedVariant(BaseModel):
     name: str
     key: str
+    sim_key: str
     settings: dict
     output_dir: str
+    sim_dir: str
     productions: list[Production]
     group_indices: list[int]
+
+    @property
+    def keeps_raw(self) -> bool:
+        return self.settings.get("raw", "drop") == "keep" or self.settings["engine"] != "builtin"
 
 
 class Plan(BaseModel):
@@ -61,25 +78,26 @@ class Plan(BaseModel):
     manifest_version: int
     campaign_path: str
     output_root: str
+    seed: int
+    seed_policy: str
     variants: list[PlannedVariant]
     groups: list[Group]
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "Plan":
-        return cls.model_validate(data)
-
     def variant(self, name: str) -> PlannedVariant:
         for variant in self.variants:
             if variant.name == name:
                 return variant
-        raise KeyError(f"no variant {name!r} in the plan (variants: {', '.join(v.name for v in self.variants)})")
+        raise BadInputError(f"no variant {name!r} in the plan (variants: {', '.join(v.name for v in self.variants)})")
 
-    def group_command(self, group: Group, manifest: str) -> list[str]:
-        """The command a job runs for ``group`` (arguments, not a shell string)."""
-        return ["faxflow", "job", "--manifest", manifest, "--group", str(group.index)]
+    def group(self, index: int) -> Group:
+        for group in self.groups:
+            if group.index == index:
+                return group
+        raise BadInputError(f"group {index} is not in this manifest (groups: "
+                            f"{', '.join(str(g.index) for g in self.groups[:20])})")
 
     def totals(self) -> dict:
         productions = sum(len(v.productions) for v in self.variants)
@@ -90,18 +108,32 @@ class Plan(BaseModel):
                 "groups": len(self.groups), "cpu_hours": cpu_seconds / 3600}
 
 
-def variant_key(settings: dict, salt: str = "") -> str:
-    """12 hex digits identifying the content of a variant's productions."""
-    shaped = {key: value for key, value in settings.items() if key not in NOT_IN_KEY}
+def _hash12(blob: dict) -> str:
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _versions(settings: dict) -> dict:
     versions = {"faxflow": __version__, "engine": settings["engine"]}
     if settings["engine"] == "pax":
         versions["pax_env"] = settings["pax"]["conda_env"]
-    blob = json.dumps({"settings": shaped, "versions": versions, "salt": salt}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return versions
+
+
+def sim_key(settings: dict, base_seed: int, salt: str = "") -> str:
+    """12 hex digits identifying a variant's instructions and simulation outputs."""
+    excluded = (*NOT_IN_KEY, *PROCESSING_ONLY, *NOT_IN_SIM_KEY)
+    shaped = {key: value for key, value in settings.items() if key not in excluded}
+    return _hash12({"settings": shaped, "versions": _versions(settings), "seed": base_seed, "salt": salt})
+
+
+def processing_key(settings: dict, simulation_key: str) -> str:
+    """12 hex digits identifying a variant's processing outputs: its simulation plus processing settings."""
+    shaped = {key: settings.get(key) for key in PROCESSING_ONLY}
+    return _hash12({"sim_key": simulation_key, "settings": shaped, "versions": _versions(settings)})
 
 
 def production_seed(campaign: str, key: str, index: int, base_seed: int) -> int:
-    """A 63-bit seed, a pure function of campaign, variant key, production index and base seed."""
+    """A 63-bit seed, a pure function of campaign, simulation key, production index and base seed."""
     digest = hashlib.sha256(f"{campaign}|{key}|{index}|{base_seed}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
 
@@ -111,12 +143,38 @@ def run_tag(run_id: str) -> str:
     return hashlib.sha256(run_id.encode()).hexdigest()[:8]
 
 
+def seed_salt(seed_policy: str, run_id: str) -> str:
+    return run_id if seed_policy == "per_run" else ""
+
+
+def expand_productions(campaign: str, variant: str, settings: dict, simulation_key: str, base_seed: int,
+                       indices: range) -> list[Production]:
+    """The productions ``indices`` of one variant; refuses ids that are unsafe or collide."""
+    id_format = settings["production_id_format"]
+    productions = [Production.model_construct(id=id_format.format(name=variant, index=index), index=index,
+                                              seed=production_seed(campaign, simulation_key, index, base_seed),
+                                              n_events=settings["number_event_per_job"])
+                   for index in indices]
+    counts = Counter(p.id for p in productions)
+    colliding = [pid for pid, count in counts.items() if count > 1]
+    if colliding:
+        raise BadInputError(f"variant {variant}: production_id_format {id_format!r} gives the same id to several "
+                            f"productions ({', '.join(colliding[:5])}{' …' if len(colliding) > 5 else ''}); "
+                            "use {index} without truncation")
+    for production in productions:
+        try:
+            check_safe_name(production.id)
+        except ValueError as error:
+            raise BadInputError(f"variant {variant}: production id {error}") from None
+    return productions
+
+
 def make_plan(campaign: Campaign, *, run_id: str = "manual", output_root: Optional[str] = None,
               variants: Optional[list[str]] = None, number_job: Optional[int] = None,
               events: Optional[int] = None) -> Plan:
     """Expand ``campaign`` into a plan. ``variants``, ``number_job`` and ``events`` override the file."""
     chosen = _choose(campaign.resolved_variants(), variants)
-    salt = run_id if campaign.seed_policy == "per_run" else ""
+    salt = seed_salt(campaign.seed_policy, run_id)
     root = output_root or _default_output_root(campaign)
     planned, groups = [], []
     for variant in chosen:
@@ -125,27 +183,31 @@ def make_plan(campaign: Campaign, *, run_id: str = "manual", output_root: Option
             settings["number_job"] = number_job
         if events is not None:
             settings["number_event_per_job"] = events
-        key = variant_key(settings, salt)
-        productions = [
-            Production(id=settings["production_id_format"].format(name=variant.name, index=index), index=index,
-                       seed=production_seed(campaign.name, key, index, campaign.seed),
-                       n_events=settings["number_event_per_job"])
-            for index in range(settings["number_job"])
-        ]
+        simulation_key = sim_key(settings, campaign.seed, salt)
+        key = processing_key(settings, simulation_key)
+        productions = expand_productions(campaign.name, variant.name, settings, simulation_key, campaign.seed,
+                                         range(settings["number_job"]))
         per_job = settings["cluster"]["productions_per_job"]
         indices = []
         for number, start in enumerate(range(0, len(productions), per_job)):
             index = len(groups)
-            groups.append(Group(index=index, variant=variant.name, number=number,
-                                production_ids=[p.id for p in productions[start:start + per_job]],
-                                job_name=f"ff_{campaign.name}_{run_tag(run_id)}_{variant.name}_g{number:04d}"))
+            groups.append(Group.model_construct(
+                index=index, variant=variant.name, number=number,
+                production_ids=[p.id for p in productions[start:start + per_job]],
+                job_name=job_name(campaign.name, run_id, variant.name, number)))
             indices.append(index)
-        planned.append(PlannedVariant(name=variant.name, key=key, settings=settings,
+        planned.append(PlannedVariant(name=variant.name, key=key, sim_key=simulation_key, settings=settings,
                                       output_dir=f"{campaign.name}/{variant.name}-{key}",
+                                      sim_dir=f"{campaign.name}/sim-{simulation_key}",
                                       productions=productions, group_indices=indices))
     return Plan(campaign=campaign.name, run_id=run_id, faxflow_version=__version__,
                 manifest_version=MANIFEST_VERSION, campaign_path=str(Path(campaign.path).resolve()),
-                output_root=str(root), variants=planned, groups=groups)
+                output_root=str(root), seed=campaign.seed, seed_policy=campaign.seed_policy,
+                variants=planned, groups=groups)
+
+
+def job_name(campaign: str, run_id: str, variant: str, number: int) -> str:
+    return f"ff_{campaign}_{run_tag(run_id)}_{variant}_g{number:04d}"
 
 
 def _choose(variants: list[ResolvedVariant], names: Optional[list[str]]) -> list[ResolvedVariant]:
@@ -162,45 +224,6 @@ def _default_output_root(campaign: Campaign) -> str:
     if campaign.cluster.backend == "slurm":
         return f"{campaign.cluster.remote_root}/outputs"
     return str(Path(campaign.output_root).resolve())
-
-
-def manifest_bytes(plan: Plan) -> bytes:
-    return plan.model_dump_json().encode()
-
-
-def write_manifest(plan: Plan, directory) -> Path:
-    """Write the manifest under its content-addressed name (atomically); return its path."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    content = manifest_bytes(plan)
-    path = directory / f"manifest-{hashlib.sha256(content).hexdigest()[:12]}.json"
-    if not path.exists():
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".manifest-", delete=False) as handle:
-            handle.write(content)
-        os.replace(handle.name, path)
-    return path
-
-
-def load_manifest(path) -> Plan:
-    """Read a manifest; refuses one written by another faxflow or manifest format."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError) as error:
-        raise BadInputError(f"{path}: cannot read manifest: {error}") from None
-    check_compatible(data, path)
-    return Plan.from_dict(data)
-
-
-def check_compatible(data: dict, path) -> None:
-    if data.get("manifest_version") != MANIFEST_VERSION:
-        raise BadInputError(f"{path}: manifest format {data.get('manifest_version')!r} is not understood by this "
-                            f"faxflow (format {MANIFEST_VERSION})")
-    if data.get("faxflow_version") != __version__:
-        raise BadInputError(f"{path}: planned with faxflow {data.get('faxflow_version')}, this is faxflow "
-                            f"{__version__}; a campaign must run with the faxflow that planned it")
-    if not re.match(r"^[A-Za-z0-9_.-]+$", str(data.get("campaign", ""))):
-        raise BadInputError(f"{path}: bad campaign name in manifest")
 
 
 def format_dry_run(plan: Plan) -> str:

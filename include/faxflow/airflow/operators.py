@@ -137,7 +137,8 @@ class _LocalBackend:
         from faxflow.airflow.local_jobs import launch
 
         spec = self.spec
-        args = ["job", "--manifest", spec["manifest"], "--group", str(int(spec["group"])),
+        args = ["job", "--manifest", spec["manifest"], "--digest", spec["digest"],
+                "--group", str(int(spec["group"])),
                 "--output-root", spec["output_root"]]
         if spec.get("force"):
             args.append("--force")

@@ -47,7 +47,8 @@ def plan_campaign(config_path: str, run_id: str, params: dict) -> dict:
     """Load the campaign, apply the trigger parameters, write the manifest; return what later tasks need."""
     from faxflow.config import load_campaign
     from faxflow.errors import FaxflowError
-    from faxflow.plan import format_dry_run, make_plan, write_manifest
+    from faxflow.manifest import write_manifest
+    from faxflow.plan import format_dry_run, make_plan
 
     try:
         campaign = load_campaign(config_path)
@@ -66,10 +67,12 @@ def plan_campaign(config_path: str, run_id: str, params: dict) -> dict:
         variants[variant.name] = {
             "key": variant.key, "output_dir": variant.output_dir, "productions": len(variant.productions),
             "events": sum(p.n_events for p in variant.productions),
-            "groups": [{"group": g.index, "job_name": g.job_name} for g in plan.groups if g.variant == variant.name],
+            "groups": [{"group": g.index, "job_name": g.job_name, "slice": str(manifest.slices[g.index][0]),
+                        "digest": manifest.slices[g.index][1]} for g in plan.groups if g.variant == variant.name],
         }
-    return {"campaign": plan.campaign, "run_id": run_id, "run_key": key, "manifest": str(manifest),
-            "manifest_name": manifest.name, "local_root": str(local_root), "output_root": output_root,
+    return {"campaign": plan.campaign, "run_id": run_id, "run_key": key, "manifest": str(manifest.index_path),
+            "manifest_digest": manifest.index_digest, "manifest_name": manifest.index_path.parent.name,
+            "local_root": str(local_root), "output_root": output_root,
             "backend": campaign.cluster.backend, "dry_run": bool(params.get("dry_run")),
             "force": bool(params.get("force")), "variants": variants, "totals": plan.totals()}
 
@@ -100,7 +103,8 @@ def prepare_variant(plan_info: dict, variant: str, cluster: dict) -> list[dict]:
         output_root = plan_info["output_root"]
         log_dir = Path(plan_info["local_root"]) / plan_info["campaign"] / "airflow" / plan_info["run_key"] / "jobs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        return [{**base, **group, "manifest": plan_info["manifest"], "output_root": output_root,
+        return [{**base, **group, "manifest": group["slice"], "index": plan_info["manifest"],
+                 "index_digest": plan_info["manifest_digest"], "output_root": output_root,
                  "variant_dir": f"{output_root}/{info['output_dir']}", "log_dir": str(log_dir)}
                 for group in info["groups"]]
 
@@ -110,24 +114,30 @@ def prepare_variant(plan_info: dict, variant: str, cluster: dict) -> list[dict]:
     output_root = _remote_output_root(cluster)
     layout = RemoteLayout(cluster["remote_root"], plan_info["campaign"], plan_info["run_key"], output_root)
     with SlurmClient(cluster["ssh_conn_id"]) as client:
-        client.mkdirs(*layout.directories())
-        remote_manifest = layout.manifest_path(plan_info["manifest_name"])
-        client.upload_file(plan_info["manifest"], remote_manifest)
+        remote_plan = layout.manifest_path(plan_info["manifest_name"])
+        client.mkdirs(*layout.directories(), remote_plan, f"{remote_plan}/groups")
+        remote_manifest = f"{remote_plan}/index.json"
+        client.upload_file(plan_info["manifest"], remote_manifest, mode=0o600)
+        for group in info["groups"]:
+            client.upload_file(group["slice"], f"{remote_plan}/groups/{Path(group['slice']).name}", mode=0o600)
         python_env = ensure_remote_faxflow(client, cluster)
         effective = {**cluster, "python_env": python_env}
-        check = client.run(commands.faxflow(["check-manifest", remote_manifest], python_env=python_env,
+        check = client.run(commands.faxflow(["check-manifest", remote_manifest, "--digest",
+                                             plan_info["manifest_digest"]], python_env=python_env,
                                             env_setup=cluster.get("env_setup") or ()))
         if not check.ok:
             raise AirflowFailException(f"the cluster's faxflow cannot run {remote_manifest}: "
                                        f"{(check.stderr or check.stdout).strip()[-1000:]}")
         specs = []
         for group in info["groups"]:
+            remote_slice = f"{remote_plan}/groups/{Path(group['slice']).name}"
             script = render_job_script(job_name=group["job_name"], group_index=group["group"],
-                                       manifest_path=remote_manifest, layout=layout, cluster=effective,
-                                       force=plan_info["force"])
+                                       manifest_path=remote_slice, manifest_digest=group["digest"], layout=layout,
+                                       cluster=effective, force=plan_info["force"])
             script_path = layout.script_path(group["job_name"])
-            client.upload(script.encode(), script_path, mode=0o755)
-            specs.append({**base, **group, "manifest": remote_manifest, "output_root": output_root,
+            client.upload(script.encode(), script_path, mode=0o700)
+            specs.append({**base, **group, "manifest": remote_slice, "index": remote_manifest,
+                          "index_digest": plan_info["manifest_digest"], "output_root": output_root,
                           "variant_dir": f"{output_root}/{info['output_dir']}", "script": script_path,
                           "slurm_log_dir": layout.slurm_log_dir, "python_env": python_env})
     return specs
@@ -212,7 +222,8 @@ def collect_variant(plan_info: dict, variant: str, cluster: dict, specs: list[di
     if not specs:
         raise AirflowSkipException("no groups ran")
     spec = specs[0]
-    args = ["collect", "--manifest", spec["manifest"], "--variant", variant, "--output-root", spec["output_root"]]
+    args = ["collect", "--manifest", spec["index"], "--digest", spec["index_digest"], "--variant", variant,
+            "--output-root", spec["output_root"]]
     summary_path = f"{spec['variant_dir']}/summary.json"
     client = None
     try:
@@ -270,7 +281,8 @@ def campaign_report(plan_info: dict, collected: dict[str, Any], cluster: dict) -
                               "variants": {name: collected.get(name) for name in plan_info["variants"]},
                               "manifest": plan_info["manifest"], "summary": str(summary_path), "report": None}
     if not plan_info["dry_run"] and any(collected.values()):
-        args = ["report", "--manifest", plan_info["manifest"], "--output-root", plan_info["output_root"]]
+        args = ["report", "--manifest", plan_info["manifest"], "--digest", plan_info["manifest_digest"],
+                "--output-root", plan_info["output_root"]]
         if cluster["backend"] == "local":
             code, out, err = _run_faxflow(cluster, args)
             report = out.strip().splitlines()[-1] if code == 0 and out.strip() else None
@@ -297,10 +309,11 @@ def _remote_report(plan_info: dict, cluster: dict, local_dir: Path) -> str:
 
     output_root = _remote_output_root(cluster)
     layout = RemoteLayout(cluster["remote_root"], plan_info["campaign"], plan_info["run_key"], output_root)
-    manifest = layout.manifest_path(plan_info["manifest_name"])
+    manifest = f"{layout.manifest_path(plan_info['manifest_name'])}/index.json"
     with SlurmClient(cluster["ssh_conn_id"]) as client:
         python_env = ensure_remote_faxflow(client, cluster)
-        code, out, err = _run_faxflow(cluster, ["report", "--manifest", manifest, "--output-root", output_root],
+        code, out, err = _run_faxflow(cluster, ["report", "--manifest", manifest, "--digest",
+                                                plan_info["manifest_digest"], "--output-root", output_root],
                                       python_env, client)
         lines = [line.strip() for line in out.splitlines() if line.strip()]
         if code != 0 or not lines:

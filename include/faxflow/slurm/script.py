@@ -3,7 +3,7 @@
 Layout on the cluster (all under ``cluster.remote_root``)::
 
     <remote_root>/<campaign>/<run_key>/
-        manifest/manifest-<sha12>.json     uploaded by prepare
+        manifest/plan-<sha12>/index.json   uploaded by prepare, with groups/g<NNNNNN>.json (one slice per job)
         jobs/<job_name>.sh                 this script
         slurm/<job_name>_<jobid>.out|.err  Slurm stdout/stderr (one pair per attempt)
     <output_root>/<variant output_dir>/…   faxflow outputs (groups/, logs/, merged.parquet, summary.json)
@@ -11,6 +11,7 @@ Layout on the cluster (all under ``cluster.remote_root``)::
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
@@ -84,14 +85,16 @@ def minutes_to_slurm(minutes: int) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:00"
 
 
-def render_job_script(*, job_name: str, group_index: int, manifest_path: str, layout: RemoteLayout,
+def render_job_script(*, job_name: str, group_index: int, manifest_path: str, manifest_digest: str,
+                      layout: RemoteLayout,
                       cluster: Mapping[str, Any], time_limit_minutes: Optional[int] = None,
                       mem_per_cpu_mb: Optional[int] = None, force: bool = False) -> str:
     """Render the batch script that runs one group of productions.
 
     :param job_name: deterministic job name from the plan (``ff_<campaign>_<run8>_<variant>_g<NNNN>``)
     :param group_index: the plan's global group index (``faxflow job --group``)
-    :param manifest_path: absolute manifest path on the cluster
+    :param manifest_path: absolute path of the group's manifest slice on the cluster
+    :param manifest_digest: the slice's sha256 recorded by the planner (the job refuses any other content)
     :param layout: remote directories of this run
     :param cluster: the variant's cluster settings (partition, qos, account, mem_per_cpu_mb,
         time_limit_minutes, python_env, env_setup)
@@ -101,6 +104,8 @@ def render_job_script(*, job_name: str, group_index: int, manifest_path: str, la
     """
     check_name(job_name)
     check_path(manifest_path)
+    if not re.fullmatch(r"[0-9a-f]{64}", manifest_digest or ""):
+        raise ValueError(f"manifest digest {manifest_digest!r} is not a sha256")
     time_limit = int(time_limit_minutes or cluster.get("time_limit_minutes") or 60)
     memory = int(mem_per_cpu_mb or cluster.get("mem_per_cpu_mb") or 3000)
     lines = [
@@ -127,7 +132,8 @@ def render_job_script(*, job_name: str, group_index: int, manifest_path: str, la
         if "\n" in line or "\r" in line or "\0" in line:
             raise ValueError(f"setup line {line!r} must be a single line")
         lines.append(line)
-    args = ["job", "--manifest", manifest_path, "--group", str(int(group_index)), "--output-root", layout.outputs]
+    args = ["job", "--manifest", manifest_path, "--digest", manifest_digest, "--group", str(int(group_index)),
+            "--output-root", layout.outputs]
     if force:
         args.append("--force")
     lines.append("exec " + " ".join([faxflow_executable(cluster.get("python_env")),
