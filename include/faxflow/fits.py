@@ -1,0 +1,249 @@
+"""Fits that answer a campaign's question, per variant, each with a statistical uncertainty.
+
+Input: a variant's event table (merged minitrees + truth, joined with the produced quanta and
+depth of its instructions, see :func:`faxflow.catalog.event_table`). Estimators:
+
+* diffusion constant: the S2 50 %-area width w of a Gaussian pulse is 1.349 σ; longitudinal
+  diffusion gives σ_t² = σ_0² + 2 D t / v², so a straight-line fit of the mean w² per drift-time
+  bin gives D = slope · v² / (2 · 1.349²), with v the drift velocity the reconstruction assumes.
+  The intercept absorbs every depth-independent width (gas-gap luminescence, PMT response).
+* electron lifetime and S2 yield: ln(S2 / produced electrons) is linear in drift time with slope
+  −1/τ (uncorrected S2); the intercept is the S2 area per produced electron at the gate.
+* drift velocity: for depths uniform in [d_min, d_max] the drift time is uniform between the
+  two edges of its distribution; the edges are extrapolated from the 5 % and 95 % quantiles and
+  v = (d_max − d_min) / (t_max − t_min).
+* S1 light yield (PE per produced photon), area fractions top, reconstruction efficiencies and
+  the position resolution (1.4826 × median absolute residual, pooled over x and y).
+
+Uncertainties of binned fits come from the fit covariance; of quantile estimators from a
+seeded bootstrap, so a report is reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import pandas as pd
+
+#: 50 %-area width of a Gaussian in units of its σ (2 · 0.6745).
+GAUSSIAN_WIDTH50_PER_SIGMA = 1.349
+#: Scale turning a median absolute deviation into a Gaussian σ.
+MAD_TO_SIGMA = 1.4826
+#: Drift-time bins of the binned straight-line fits.
+DRIFT_BINS = 12
+#: Quantiles that locate the two edges of the drift-time distribution.
+EDGE_QUANTILES = (0.05, 0.95)
+BOOTSTRAP_SAMPLES = 200
+#: Fewest events a fit needs before it is attempted.
+MIN_EVENTS = 20
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A fitted quantity: its label, unit and the setting holding its configured value (if any)."""
+
+    name: str
+    label: str
+    unit: str
+    setting: Optional[str] = None
+
+
+QUANTITIES = {q.name: q for q in (
+    Quantity("diffusion_constant", "diffusion constant D", "cm²/s", "physics.diffusion_constant_cm2_per_s"),
+    Quantity("electron_lifetime", "electron lifetime τ", "µs", "physics.electron_lifetime_us"),
+    Quantity("drift_velocity", "drift velocity v", "µm/ns", "physics.drift_velocity_um_per_ns"),
+    Quantity("s2_yield", "S2 yield at the gate", "PE/electron"),
+    Quantity("s1_light_yield", "S1 light yield", "PE/photon"),
+    Quantity("s1_aft", "S1 area fraction top", ""),
+    Quantity("s2_aft", "S2 area fraction top", "", "physics.s2_mean_area_fraction_top"),
+    Quantity("s1_efficiency", "S1 reconstruction efficiency", ""),
+    Quantity("s2_efficiency", "S2 reconstruction efficiency", ""),
+    Quantity("xy_resolution", "xy position resolution", "cm"),
+    Quantity("z_resolution", "z position resolution", "cm"),
+)}
+
+
+@dataclass(frozen=True)
+class FitResult:
+    quantity: str
+    value: float
+    error: float
+    n_events: int
+    configured: Optional[float] = None
+    #: straight-line parameters (intercept, slope) of binned fits, for drawing the curve
+    curve: Optional[tuple[float, float]] = None
+
+    def row(self) -> dict:
+        return {key: value for key, value in asdict(self).items() if key != "curve"}
+
+
+def setting_value(settings: dict, dotted: Optional[str]) -> Optional[float]:
+    """The value of a dotted setting (``physics.x``) in a variant's resolved settings, else None."""
+    if dotted is None:
+        return None
+    value = settings
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def binned_line(x: np.ndarray, y: np.ndarray, bins: int = DRIFT_BINS):
+    """Weighted straight-line fit of the per-bin mean of y vs the per-bin mean of x.
+
+    Returns (intercept, slope, covariance, bin centres, bin means, bin errors) or None.
+    """
+    finite = np.isfinite(x) & np.isfinite(y)
+    x, y = x[finite], y[finite]
+    if len(x) < MIN_EVENTS:
+        return None
+    edges = np.quantile(x, np.linspace(0, 1, bins + 1))
+    index = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, bins - 1)
+    centres, means, errors = [], [], []
+    for b in range(bins):
+        values = y[index == b]
+        if len(values) >= 3:
+            centres.append(x[index == b].mean())
+            means.append(values.mean())
+            errors.append(values.std(ddof=1) / np.sqrt(len(values)))
+    if len(centres) < 3:
+        return None
+    centres, means, errors = map(np.asarray, (centres, means, errors))
+    (slope, intercept), covariance = np.polyfit(centres, means, 1, w=1 / np.maximum(errors, 1e-300), cov="unscaled")
+    return intercept, slope, covariance, centres, means, errors
+
+
+def diffusion_constant(events: pd.DataFrame, drift_velocity_um_per_ns: float) -> Optional[FitResult]:
+    """D [cm²/s] from the S2 50 %-area width squared vs drift time."""
+    s2 = events[events["s2"].notna()]
+    fit = binned_line(s2["drift_time"].to_numpy(float), s2["s2_range_50p_area"].to_numpy(float) ** 2)
+    if fit is None:
+        return None
+    intercept, slope, covariance = fit[:3]
+    v_cm_per_ns = drift_velocity_um_per_ns * 1e-4
+    scale = v_cm_per_ns ** 2 / (2 * GAUSSIAN_WIDTH50_PER_SIGMA ** 2) * 1e9
+    return FitResult("diffusion_constant", slope * scale, np.sqrt(covariance[0, 0]) * scale, len(s2),
+                     curve=(intercept, slope))
+
+
+def lifetime_and_yield(events: pd.DataFrame) -> tuple[Optional[FitResult], Optional[FitResult]]:
+    """(τ [µs], S2 yield [PE/electron]) from ln(S2 / produced electrons) vs drift time."""
+    s2 = events[(events["s2"] > 0) & (events["n_electrons"] > 0)]
+    fit = binned_line(s2["drift_time"].to_numpy(float), np.log(s2["s2"] / s2["n_electrons"]).to_numpy(float))
+    if fit is None or fit[1] >= 0:
+        return None, None
+    intercept, slope, covariance = fit[:3]
+    tau_ns = -1 / slope
+    tau = FitResult("electron_lifetime", tau_ns / 1e3, np.sqrt(covariance[0, 0]) / slope ** 2 / 1e3, len(s2),
+                    curve=(intercept, slope))
+    gain = np.exp(intercept)
+    return tau, FitResult("s2_yield", gain, gain * np.sqrt(covariance[1, 1]), len(s2))
+
+
+def bootstrap(values: np.ndarray, statistic: Callable[[np.ndarray], float], seed: int = 0) -> tuple[float, float]:
+    """(statistic, bootstrap standard deviation) of ``values``; the seed keeps reports reproducible."""
+    rng = np.random.default_rng(seed)
+    draws = [statistic(values[rng.integers(0, len(values), len(values))]) for _ in range(BOOTSTRAP_SAMPLES)]
+    return statistic(values), float(np.std(draws, ddof=1))
+
+
+def drift_time_edges(drift_time: np.ndarray) -> tuple[float, float]:
+    """(t_min, t_max) of a uniform distribution, extrapolated from its EDGE_QUANTILES."""
+    low, high = EDGE_QUANTILES
+    q_low, q_high = np.quantile(drift_time, EDGE_QUANTILES)
+    span = (q_high - q_low) / (high - low)
+    return q_low - low * span, q_high + (1 - high) * span
+
+
+def drift_velocity(events: pd.DataFrame, depth_min_cm: float, depth_max_cm: float) -> Optional[FitResult]:
+    """v [µm/ns] from the edges of the drift-time distribution of uniformly deep interactions."""
+    drift = events["drift_time"].dropna().to_numpy(float)
+    if len(drift) < MIN_EVENTS:
+        return None
+
+    def velocity(sample: np.ndarray) -> float:
+        t_min, t_max = drift_time_edges(sample)
+        return (depth_max_cm - depth_min_cm) * 1e4 / (t_max - t_min)
+
+    value, error = bootstrap(drift, velocity)
+    return FitResult("drift_velocity", value, error, len(drift))
+
+
+def _mean(name: str, values: pd.Series) -> Optional[FitResult]:
+    values = values.dropna().to_numpy(float)
+    if len(values) < MIN_EVENTS:
+        return None
+    return FitResult(name, float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values))), len(values))
+
+
+def efficiency(name: str, found: pd.Series) -> FitResult:
+    """Fraction found with its binomial uncertainty."""
+    n = len(found)
+    p = float(found.mean()) if n else float("nan")
+    return FitResult(name, p, float(np.sqrt(p * (1 - p) / n)) if n else float("nan"), n)
+
+
+def light_yield(events: pd.DataFrame) -> Optional[FitResult]:
+    """S1 PE per produced photon: mean S1 area over mean produced photons (events with an S1)."""
+    s1 = events[events["s1"].notna() & (events["n_photons"] > 0)]
+    if len(s1) < MIN_EVENTS:
+        return None
+    ratio = s1["s1"].to_numpy(float), s1["n_photons"].to_numpy(float)
+    value, error = bootstrap(np.column_stack(ratio), lambda pair: pair[:, 0].mean() / pair[:, 1].mean())
+    return FitResult("s1_light_yield", value, error, len(s1))
+
+
+def resolution(name: str, residuals: np.ndarray) -> Optional[FitResult]:
+    residuals = residuals[np.isfinite(residuals)]
+    if len(residuals) < MIN_EVENTS:
+        return None
+    sigma = MAD_TO_SIGMA * float(np.median(np.abs(residuals - np.median(residuals))))
+    return FitResult(name, sigma, sigma / np.sqrt(2 * len(residuals)), len(residuals))
+
+
+def fit_variant(events: pd.DataFrame, settings: dict) -> dict[str, FitResult]:
+    """Every quantity that the events allow, keyed by quantity name, with configured values filled in."""
+    processing = settings.get("processing", {})
+    fiducial = settings.get("fiducial_volume") or {}
+    results: list[Optional[FitResult]] = [
+        diffusion_constant(events, processing.get("drift_velocity_um_per_ns", 1.335)),
+        *lifetime_and_yield(events),
+        light_yield(events),
+        _mean("s1_aft", events["s1_area_fraction_top"]),
+        _mean("s2_aft", events["s2_area_fraction_top"]),
+        efficiency("s1_efficiency", events.loc[events["truth_s1"] > 0, "s1"].notna()),
+        efficiency("s2_efficiency", events.loc[events["truth_s2"] > 0, "s2"].notna()),
+        resolution("xy_resolution", np.concatenate([(events["x"] - events["truth_x"]).to_numpy(float),
+                                                    (events["y"] - events["truth_y"]).to_numpy(float)])),
+        resolution("z_resolution", (events["z"] + events["depth"]).to_numpy(float)),
+    ]
+    if settings.get("instructions", {}).get("source") == "uniform" and fiducial:
+        results.append(drift_velocity(events, fiducial["depth_min_cm"], fiducial["depth_max_cm"]))
+    fitted = {}
+    for result in filter(None, results):
+        configured = setting_value(settings, QUANTITIES[result.quantity].setting)
+        fitted[result.quantity] = FitResult(**{**asdict(result), "configured": configured})
+    return fitted
+
+
+def efficiency_curve(size: pd.Series, found: pd.Series, bins: int = 12):
+    """(bin centres, efficiency, binomial error) of ``found`` vs a positive size, log-spaced bins."""
+    size, found = size.to_numpy(float), found.to_numpy(bool)
+    keep = size > 0
+    size, found = size[keep], found[keep]
+    if len(size) < MIN_EVENTS:
+        return np.array([]), np.array([]), np.array([])
+    edges = np.geomspace(size.min(), size.max() * 1.0001, bins + 1)
+    index = np.searchsorted(edges, size, side="right") - 1
+    centres, values, errors = [], [], []
+    for b in range(bins):
+        chosen = found[index == b]
+        if len(chosen):
+            p = chosen.mean()
+            centres.append(np.sqrt(edges[b] * edges[b + 1]))
+            values.append(p)
+            errors.append(np.sqrt(max(p * (1 - p), 1 / len(chosen)) / len(chosen)))
+    return np.asarray(centres), np.asarray(values), np.asarray(errors)
