@@ -46,7 +46,9 @@ from typing import Any, Union
 import numpy as np
 import pandas as pd
 
+from faxflow import limits
 from faxflow.errors import BadInputError
+from faxflow.geometry import DEFAULT_FIDUCIAL_VOLUME, TPC_SIZE_CM
 
 #: The pax instruction CSV header, in this exact order.
 INSTRUCTION_COLUMNS = ["instruction", "recoil_type", "x", "y", "depth", "s1_photons", "s2_electrons", "t"]
@@ -85,14 +87,17 @@ def make_instructions(settings: dict, n_events: int, production_index: int, rng:
         photons = rng.integers(int(photons_range["low"]), int(photons_range["high"]), n_events, dtype=np.int64)
         electrons = rng.integers(int(electrons_range["low"]), int(electrons_range["high"]), n_events, dtype=np.int64)
     elif kind == "table":
-        x, y, depth, photons, electrons = _from_table(source, n_events, production_index, Path(base_dir))
+        x, y, depth, photons, electrons, dropped = _from_table(source, n_events, production_index, Path(base_dir),
+                                                               _table_volume(settings, source, fv))
     elif kind == "nest":
         x, y, depth = _uniform_positions(rng, n_events, fv)
         photons, electrons = _nest_quanta(source, recoil_type, n_events, rng)
     else:
         raise BadInputError(f"unknown instruction source {kind!r} (allowed: uniform, table, nest)")
 
-    return _assemble(settings.get("correlated", True), recoil_type, t, x, y, depth, photons, electrons, rng, fv)
+    frame = _assemble(settings.get("correlated", True), recoil_type, t, x, y, depth, photons, electrons, rng, fv)
+    frame.attrs["rows_dropped"] = dropped if kind == "table" else 0
+    return frame
 
 
 def write_instructions(df: pd.DataFrame, path: Union[str, Path]) -> Path:
@@ -113,11 +118,7 @@ def write_instructions(df: pd.DataFrame, path: Union[str, Path]) -> Path:
 
 
 def _fiducial_volume(settings: dict) -> dict:
-    fv = settings.get("fiducial_volume")
-    if fv is None:
-        from faxflow.config import DEFAULT_FIDUCIAL_VOLUME
-
-        fv = DEFAULT_FIDUCIAL_VOLUME[settings.get("detector", "XENON1T")]
+    fv = settings.get("fiducial_volume") or DEFAULT_FIDUCIAL_VOLUME[settings.get("detector", "XENON1T")]
     return {key: float(fv[key]) for key in ("r_max_cm", "depth_min_cm", "depth_max_cm")}
 
 
@@ -257,37 +258,101 @@ def _read_root(path: Path, tree_name: str) -> pd.DataFrame:
         return pd.DataFrame({name: arrays[name] for name in wanted})
 
 
-def _from_table(source: dict, n_events: int, production_index: int, base_dir: Path):
-    """Rows [p·n, (p+1)·n) of the table → (x, y, depth, photons, electrons).
+def _tpc(settings: dict) -> dict:
+    """TPC radius and length (cm): the physics overrides for XENON1T, the fixed geometry otherwise."""
+    detector = settings.get("detector", "XENON1T")
+    physics = settings.get("physics") or {}
+    if detector == "XENON1T" and "tpc_radius_cm" in physics:
+        return {"radius": float(physics["tpc_radius_cm"]), "length": float(physics["tpc_length_cm"])}
+    return TPC_SIZE_CM[detector]
+
+
+def _table_volume(settings: dict, source: dict, fv: dict) -> dict:
+    """The cylinder table rows must lie in: r ≤ r_max, depth_min ≤ depth ≤ depth_max (cm)."""
+    if source.get("volume", "tpc") == "fiducial":
+        return {**fv, "name": "fiducial volume"}
+    tpc = _tpc(settings)
+    return {"r_max_cm": tpc["radius"], "depth_min_cm": 0.0, "depth_max_cm": tpc["length"], "name": "TPC"}
+
+
+def _numbers(frame: pd.DataFrame, column: str, path, first_row: int) -> np.ndarray:
+    """A table column as floats; a value that is not a number names the file, column and row."""
+    values = frame[column]
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = numeric.isna() & values.notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise BadInputError(f"{path}: column {column}, row {first_row + row}: {values.iloc[row]!r} is not a number")
+    return numeric.to_numpy(dtype=np.float64)
+
+
+def _from_table(source: dict, n_events: int, production_index: int, base_dir: Path, volume: dict):
+    """Rows [p·n, (p+1)·n) of the table → (x, y, depth, photons, electrons, rows dropped).
 
     A NaN (or negative) cs1 gives 0 photons and a NaN (or negative) cs2 gives 0 electrons:
     the event stays, with that signal absent (as in the data). Rows whose x, y or z is not
     finite cannot be placed and are dropped from the slice (the slice boundaries do not move).
+    Rows outside ``volume`` are an error naming them, or dropped and counted when
+    ``outside_rows: drop``. Row numbers count data rows from 0.
     """
-    table = read_table(source, base_dir)
+    return _table_slice(read_table(source, base_dir), source, n_events, production_index, volume)
+
+
+def _table_slice(table: pd.DataFrame, source: dict, n_events: int, production_index: int, volume: dict):
     start = production_index * n_events
     chunk = table.iloc[start:start + n_events]
     path = source["path"]
     if chunk.empty:
         raise BadInputError(f"{path}: production {production_index} needs rows [{start}, {start + n_events}) "
                             f"but the table has only {len(table)} rows")
-    x = chunk["x"].to_numpy(dtype=np.float64)
-    y = chunk["y"].to_numpy(dtype=np.float64)
-    z = chunk["z"].to_numpy(dtype=np.float64)
+    x, y, z, cs1, cs2 = (_numbers(chunk, column, path, start) for column in ("x", "y", "z", "cs1", "cs2"))
+    rows = np.arange(start, start + len(chunk))
     placeable = np.isfinite(x) & np.isfinite(y) & np.isfinite(z)
     if not placeable.any():
         raise BadInputError(f"{path}: rows [{start}, {start + len(chunk)}) have no finite x, y, z")
-    chunk, x, y, z = chunk[placeable], x[placeable], y[placeable], z[placeable]
+    x, y, z, cs1, cs2, rows = (values[placeable] for values in (x, y, z, cs1, cs2, rows))
+    depth = -z
+    inside = ((np.hypot(x, y) <= volume["r_max_cm"]) & (depth >= volume["depth_min_cm"])
+              & (depth <= volume["depth_max_cm"]))
+    dropped = int((~inside).sum())
+    if dropped and source.get("outside_rows", "error") != "drop":
+        first = ", ".join(f"{row} (r {np.hypot(x[i], y[i]):.1f} cm, z {z[i]:.1f} cm)"
+                          for i, row in zip(np.flatnonzero(~inside)[:5], rows[~inside][:5]))
+        raise BadInputError(f"{path}: {dropped} row(s) lie outside the {volume['name']} (r ≤ {volume['r_max_cm']} cm, "
+                            f"{volume['depth_min_cm']} ≤ -z ≤ {volume['depth_max_cm']} cm), first: {first}; "
+                            "set instructions.outside_rows: drop to skip them")
+    if not inside.any():
+        raise BadInputError(f"{path}: no row of [{start}, {start + len(chunk)}) lies inside the {volume['name']}")
+    x, y, depth, cs1, cs2, rows = (values[inside] for values in (x, y, depth, cs1, cs2, rows))
     g1 = float(source.get("g1_pe_per_photon", 0.12))
     g2 = float(source.get("g2_pe_per_electron", 23.0))
-    photons = _count(chunk["cs1"].to_numpy(dtype=np.float64) / g1)
-    electrons = _count(chunk["cs2"].to_numpy(dtype=np.float64) / g2)
-    return x, y, -z, photons, electrons
+    photons = _count(cs1 / g1, limits.MAX_PHOTONS_PER_INTERACTION, path, "cs1", rows)
+    electrons = _count(cs2 / g2, limits.MAX_ELECTRONS_PER_INTERACTION, path, "cs2", rows)
+    return x, y, depth, photons, electrons, dropped
 
 
-def _count(values: np.ndarray) -> np.ndarray:
-    """round() to the nearest integer (ties to even); NaN and negative values → 0."""
+def table_problems(settings: dict, base_dir: Union[str, Path]) -> list[str]:
+    """Everything certain to fail later in a variant's table source (file, format, columns, contents, rows)."""
+    source = settings.get("instructions") or {}
+    if source.get("source") != "table":
+        return []
+    volume = _table_volume(settings, source, _fiducial_volume(settings))
+    try:
+        table = read_table(source, base_dir)
+        for index in range(settings["number_job"]):
+            _table_slice(table, source, settings["number_event_per_job"], index, volume)
+    except BadInputError as error:
+        return [f"instructions.path: {error}"]
+    return []
+
+
+def _count(values: np.ndarray, ceiling: int, path, column: str, rows: np.ndarray) -> np.ndarray:
+    """round() to the nearest integer (ties to even); NaN and negative values → 0; above ``ceiling`` refused."""
     values = np.where(np.isfinite(values) & (values > 0), values, 0.0)
+    too_many = values > ceiling
+    if too_many.any():
+        raise BadInputError(f"{path}: column {column}, row {int(rows[too_many][0])}: {values[too_many][0]:.3g} quanta "
+                            f"is above the {ceiling} allowed per interaction")
     return np.rint(values).astype(np.int64)
 
 
@@ -317,10 +382,14 @@ def _nest_quanta(source: dict, recoil_type: str, n: int, rng: np.random.Generato
     name, mass_number, atomic_number = NEST_INTERACTIONS[recoil_type]
     interaction = getattr(nestpy.interactions, name)
     if source.get("spectrum", "flat") == "line":
-        energies = np.full(n, float(source["energy_kev"]))
+        low = high = float(source["energy_kev"])
     else:
-        low, high = source["energy_range_kev"]
-        energies = rng.uniform(float(low), float(high), n)
+        low, high = (float(value) for value in source["energy_range_kev"])
+    valid_low, valid_high = limits.NEST_ENERGY_RANGE_KEV[recoil_type]
+    if not valid_low <= low <= high <= valid_high:
+        raise BadInputError(f"NEST energies [{low}, {high}] keV are outside its {recoil_type} range "
+                            f"[{valid_low}, {valid_high}] keV")
+    energies = np.full(n, low) if low == high else rng.uniform(low, high, n)
     density = float(source.get("density_g_per_cm3", 2.862))
     field = float(source.get("drift_field_v_per_cm", 120.0))
 
