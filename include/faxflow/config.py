@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from faxflow import limits
 from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
+from faxflow.engines.pax_physics import (DEFAULT_TREEMAKERS, HAX_TREEMAKERS, PAX_PHYSICS_KEYS, PAX_PROCESSING_KEYS,
+                                      PERIOD_CONFIGS, unsupported_physics)
 from faxflow.errors import ConfigError
 from faxflow.geometry import DEFAULT_FIDUCIAL_VOLUME, TPC_SIZE_CM
 from faxflow.names import DEFAULT_REMOTE_ROOT, SAFE_NAME, SAFE_NAME_HELP, check_remote_path, check_safe_name
@@ -131,8 +133,11 @@ class PaxOptions(StrictModel):
     conda_activate: str = Field("source activate", description="command that activates conda_env")
     config_names: list[SafeName] = Field(default_factory=lambda: ["XENON1T", "SR1_parameters"])
     config_string: str = Field("", description="extra paxer --config_string")
-    personalize_config: bool = Field(False, description="add the 2017 Personalize.ini (needs pax v6.8.2-v6.9.x)")
-    timeout_seconds: int = Field(1800, gt=0, description="per paxer call")
+    timeout_seconds: int = Field(1800, gt=0, description="per paxer or hax call; a call still running is killed and the step fails")
+    treemakers: list[Literal[HAX_TREEMAKERS]] = Field(
+        default_factory=lambda: list(DEFAULT_TREEMAKERS), min_length=1,
+        description="hax treemakers joined into the minitree table (default: the builtin engine's set that hax builds on MC)")
+    event_tolerance: float = Field(0.0, ge=0, le=1, description="fraction of processed events allowed missing from the minitrees")
 
     @field_validator("config_names")
     @classmethod
@@ -152,6 +157,21 @@ class PaxOptions(StrictModel):
         if "\n" in value or "\0" in value:
             raise ValueError("must be a single line")
         return value
+
+
+def pax_problems(settings: "ProductionSettings") -> list[str]:
+    """What ``engine: pax`` cannot do: physics keys pax has no setting for, processing overrides
+    (pax processes with the simulation's configuration), a period outside ``pax.config_names``."""
+    physics = settings.physics.model_dump(exclude_none=True)
+    problems = [f"physics.{key}: pax has no setting for it (allowed with engine pax: "
+                f"{', '.join(sorted(PAX_PHYSICS_KEYS))})" for key in unsupported_physics(physics)]
+    if "period" in physics:
+        problems.append("physics.period: with engine pax the period comes from pax.config_names "
+                        f"(allowed: add one of {', '.join(PERIOD_CONFIGS)} there)")
+    problems += [f"processing.{key}: pax reconstructs with the simulation's configuration "
+                 f"(allowed with engine pax: {', '.join(PAX_PROCESSING_KEYS)})"
+                 for key in settings.processing.model_dump(exclude_none=True) if key not in PAX_PROCESSING_KEYS]
+    return problems
 
 
 class ClusterSettings(StrictModel):
@@ -359,6 +379,18 @@ class Campaign(BaseModel):
             if variant.name == name:
                 return variant
         raise KeyError(name)
+
+
+def input_problems(campaign: Campaign) -> list[str]:
+    """Problems with the files a campaign reads (data tables), found by reading them now, one line each."""
+    from faxflow.instructions import table_problems
+
+    base_dir = Path(campaign.path).parent
+    problems = []
+    for variant in campaign.variants:
+        where = "" if variant.name == "default" else f"variant {variant.name}: "
+        problems.extend(f"{campaign.path}: {where}{line}" for line in table_problems(variant.settings, base_dir))
+    return list(dict.fromkeys(problems))
 
 
 def campaign_json_schema() -> dict:
@@ -601,8 +633,8 @@ def _semantic_problems(settings: ProductionSettings) -> list[str]:
     if settings.engine == "builtin" and settings.detector != "XENON1T":
         problems.append(f"detector: the builtin engine simulates XENON1T only (allowed with engine builtin: XENON1T; "
                         f"use engine: pax for {settings.detector})")
-    if settings.engine == "pax" and settings.cluster.backend != "slurm":
-        problems.append("engine: pax runs only on the cluster (allowed with cluster.backend local: engine builtin)")
+    if settings.engine == "pax":
+        problems.extend(pax_problems(settings))
     if isinstance(settings.instructions, NestSource):
         problems.extend(_nest_problems(settings.instructions, settings.recoil_type))
     return problems

@@ -11,6 +11,8 @@ import re
 import shlex
 from typing import Iterable, Mapping, Optional, Sequence
 
+from faxflow.names import SAFE_CHARS, SAFE_JOB_NAME, SAFE_PATH_HELP, is_safe_path
+
 #: ``sacct`` fields, in the order :func:`faxflow.slurm.parsers.parse_sacct` expects.
 SACCT_FORMAT = "JobIDRaw,JobID,JobName,State,ExitCode,Elapsed"
 #: ``squeue`` output format, in the order :func:`faxflow.slurm.parsers.parse_squeue` expects.
@@ -19,8 +21,6 @@ SQUEUE_FORMAT = "%i|%A|%j|%T|%r"
 MAX_IDS_PER_COMMAND = 200
 
 _JOB_ID = re.compile(r"^\d+(_\d+)?$")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./+-]*$")
 _SBATCH_OPTION = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
@@ -34,15 +34,15 @@ def check_job_id(job_id: str) -> str:
 
 def check_name(name: str) -> str:
     """Return ``name`` if it is a safe job/partition name from [A-Za-z0-9_.-]; raise ValueError otherwise."""
-    if not isinstance(name, str) or not _SAFE_NAME.match(name):
-        raise ValueError(f"unsafe name {name!r} (allowed: [A-Za-z0-9_.-], not starting with '.' or '-')")
+    if not isinstance(name, str) or not SAFE_JOB_NAME.match(name):
+        raise ValueError(f"unsafe name {name!r} (allowed: [{SAFE_CHARS}], not starting with '.' or '-')")
     return name
 
 
 def check_path(path: str) -> str:
     """Return ``path`` if it is absolute, from [A-Za-z0-9_./+-] and free of ``..``; raise ValueError otherwise."""
-    if not isinstance(path, str) or not _SAFE_PATH.match(path) or ".." in path.split("/"):
-        raise ValueError(f"unsafe remote path {path!r} (absolute, [A-Za-z0-9_./+-], no '..')")
+    if not is_safe_path(path):
+        raise ValueError(f"unsafe remote path {path!r} ({SAFE_PATH_HELP})")
     return path
 
 
