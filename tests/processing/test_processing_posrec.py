@@ -61,7 +61,8 @@ def test_corrections():
     r = out["r"][0]
     assert out["r_observed"][0] == pytest.approx(5.0) and r > 5.0
     assert out["s2_lifetime_correction"][0] == pytest.approx(np.e)
-    assert out["cs2"][0] == pytest.approx(1000 * np.e / lightmaps.s2_light_yield(r, 0.0))
+    x, y = 3.0 * r / 5.0, 4.0 * r / 5.0  # the distortion is radial
+    assert out["cs2"][0] == pytest.approx(1000 * np.e / lightmaps.s2_light_yield(x, y))
     assert out["cs2_top"][0] + out["cs2_bottom"][0] == pytest.approx(out["cs2"][0])
-    assert out["cs1"][0] == pytest.approx(10 / lightmaps.s1_light_yield(r, 0.0, -50.0))
+    assert out["cs1"][0] == pytest.approx(10 / lightmaps.s1_light_yield(x, y, -50.0))
     assert all(np.isnan(values[1]) for values in out.values())

@@ -32,13 +32,17 @@ def test_pmt_positions_follow_the_array_geometry():
     np.testing.assert_allclose(spacing.min(axis=1), 8.0)
 
 
-def test_gains_have_the_sr1_statistics():
-    gains = detector.gains()
+def test_gains_are_paxs_per_channel_tables():
+    # values of pax/config/SR1_parameters.ini and SR0_parameters.ini [DEFAULT] gains
+    sr1, sr0 = detector.gains("SR1"), detector.gains("SR0")
     live = detector.live_mask()
-    assert (gains[~live] == 0).all()
-    assert gains[live].mean() == pytest.approx(3.08e6, rel=0.01)
-    assert np.median(gains[live]) == pytest.approx(2.82e6, rel=0.02)
-    assert gains[live].min() == pytest.approx(1.02e6) and gains[live].max() == pytest.approx(4.91e6)
+    assert (sr1[~live] == 0).all() and (sr0[~live] == 0).all() and (sr1[live] > 0).all() and (sr0[live] > 0).all()
+    assert sr1[[0, 3, 4, 6, 247]].tolist() == [2432700.0, 2118231.0, 3913679.2, 4783011.4, sr1[247]]
+    assert sr0[0] == 2454700.0
+    assert sr0[51] == sr1[51]  # dead in SR0 only: keeps its SR1 gain on the SR1 channel set
+    assert sr1[live].mean() == pytest.approx(3.084e6, rel=1e-3)
+    assert np.corrcoef(sr1[live], sr0[live])[0, 1] > 0.5
+    assert (detector.gains() == sr1).all()
 
 
 def test_adc_to_pe_inverts_one_pe_area():
@@ -49,18 +53,33 @@ def test_adc_to_pe_inverts_one_pe_area():
     np.testing.assert_allclose(conversion[live] * detector.gains()[live], 17143.8, rtol=1e-4)
 
 
-def test_zle_thresholds():
-    assert (detector.zle_thresholds_adc(PHYSICS) == 15).all()
+def test_zle_thresholds_are_paxs_special_thresholds():
+    thresholds = detector.zle_thresholds_adc(PHYSICS)  # pax/config/XENON1T.ini [ZLE] special_thresholds
+    assert thresholds[[0, 3, 50, 51, 96, 231]].tolist() == [15, 15, 76, 103, 108, 37]
+    live = detector.live_mask()
+    assert (thresholds[live] > 15).sum() == 119 and thresholds[live].max() == 108 and thresholds.min() == 15
+    uniform = detector.zle_thresholds_adc(PhysicsParameters(zle_thresholds="uniform", zle_threshold_adc=20))
+    assert (uniform == 20).all()
 
 
-def test_afterpulse_tables():
+def test_afterpulse_tables_are_paxs_per_pmt_table():
+    table = detector.afterpulse_table(PHYSICS)  # pax/config/pmt_afterpulses/sr1_run16347.ini
+    names = [t.name for t in detector.AFTERPULSE_TYPES]
+    xe2, uniform0 = names.index("Xe2+"), names.index("Uniform0")
+    assert table.probability[0, xe2] == pytest.approx(3.940556e-4, rel=1e-6)
+    assert table.delay_a_ns[0, xe2] == pytest.approx(2159.163, rel=1e-6) and table.delay_b_ns[0, xe2] == 65.0
+    assert (table.amplitude_mean[0, xe2], table.amplitude_rms[0, xe2]) == pytest.approx((6.104364, 3.784706))
+    assert table.probability[0, uniform0] == pytest.approx(4.921341e-3, rel=1e-6)
+    assert (table.delay_a_ns[:, uniform0][detector.live_mask()] == 0).all()
+    assert (table.delay_b_ns[:, uniform0][detector.live_mask()] == 300).all()
+
     probabilities = detector.afterpulse_probabilities(PHYSICS)
     live = detector.live_mask()
     assert probabilities.shape == (248, 16) and (probabilities[~live] == 0).all()
-    means = np.array([t.mean_probability for t in detector.AFTERPULSE_TYPES])
-    np.testing.assert_allclose(probabilities[live].mean(axis=0), means)
-    assert probabilities.sum(axis=1).mean() == pytest.approx(0.030, abs=0.001)  # over all 248 channels
-    assert probabilities[live].std(axis=0).min() > 0  # channels differ
+    assert probabilities.sum(axis=1).mean() == pytest.approx(0.0297, abs=0.0005)  # over all 248 channels
+    assert probabilities[live].sum(axis=1).mean() == pytest.approx(0.0347, abs=0.0005)
+    means = detector.afterpulse_table(PhysicsParameters(pmt_afterpulse_table="type_means"))
+    np.testing.assert_allclose(means.probability[live], np.broadcast_to(probabilities[live].mean(axis=0), (212, 16)))
     doubled = detector.afterpulse_probabilities(PhysicsParameters(pmt_afterpulse_scale=2.0))
     np.testing.assert_allclose(doubled, np.minimum(2 * probabilities, 1))
 

@@ -9,9 +9,10 @@ variant.
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Period = Literal["SR0", "SR1"]
+N_TPC_CHANNELS = 248
 
 
 class PhysicsParameters(BaseModel):
@@ -70,6 +71,8 @@ class PhysicsParameters(BaseModel):
     pmt_transit_time_mean_ns: float = Field(46.0, ge=0)
     pmt_transit_time_spread_ns: float = Field(13.6, ge=0)
     double_pe_probability: float = Field(0.15, ge=0, le=1)
+    pmt_afterpulse_table: Literal["per_pmt", "type_means"] = Field(
+        "per_pmt", description="pax's per-PMT afterpulse table, or its live-channel mean on every PMT")
     pmt_afterpulse_scale: float = Field(1.0, ge=0, description="multiplies every per-PMT afterpulse probability")
     spe_relative_width: float = Field(0.41, ge=0, description="sigma/mean of the single-PE area spectrum")
 
@@ -79,10 +82,23 @@ class PhysicsParameters(BaseModel):
     digitizer_baseline_adc: int = Field(16000, ge=0, le=16383)
     adc_per_electron_per_ns: float = Field(5.833e-4, gt=0, description="50 Ohm x10 amplifier, 2.25 V / 2^14")
     noise_rms_adc: float = Field(2.25, ge=0)
-    zle_threshold_adc: int = Field(15, ge=0)
+    zle_thresholds: Literal["pax_per_channel", "uniform"] = Field(
+        "pax_per_channel", description="pax's per-channel [ZLE] special_thresholds, or zle_threshold_adc everywhere")
+    zle_threshold_adc: int = Field(15, ge=0, description="ZLE threshold of channels without a per-channel one")
     zle_padding_samples: int = Field(50, ge=0)
+    lone_hit_rates_per_channel_hz: tuple[tuple[int, float], ...] = Field(
+        ((0, 1.0e4), (100, 1.0e5), (200, 500.0)),
+        description="(channel, rate) pairs of single photoelectrons at random times (pax Simulation.ini)")
     noise_pulse_rate_per_channel_hz: float = Field(
-        700.0, ge=0, description="rate of noise-only ZLE pulses (real-noise tails, domain-reference §3.5.8)")
+        0.0, ge=0, description="rate of noise-only ZLE pulses per live channel (real-noise tails; pax has none)")
+
+    @field_validator("lone_hit_rates_per_channel_hz")
+    @classmethod
+    def _lone_hit_channels_exist(cls, pairs):
+        for channel, rate in pairs:
+            if not 0 <= channel < N_TPC_CHANNELS or rate < 0:
+                raise ValueError(f"({channel}, {rate}): channel must be 0-{N_TPC_CHANNELS - 1} and rate >= 0 Hz")
+        return pairs
 
     @classmethod
     def for_period(cls, period: Period = "SR1", **overrides) -> "PhysicsParameters":

@@ -45,7 +45,7 @@ def xyz_basis(x, y, z, xy_degree: int, depth_degree: int) -> np.ndarray:
     """float64[n, terms]: every xy term times P_k(2 depth/L - 1), k <= depth_degree (k inner)."""
     planar = xy_basis(x, y, xy_degree)
     vertical = _legendre_columns(2.0 * _depth_cm(z).ravel() / TPC_LENGTH_CM - 1.0, depth_degree)
-    return (planar[:, :, None] * vertical[:, None, :]).reshape(len(planar), -1)
+    return (planar[:, :, None] * vertical[:, None, :]).reshape(len(planar), planar.shape[1] * vertical.shape[1])
 
 
 @lru_cache(maxsize=1)

@@ -20,6 +20,24 @@ def double_pe_copies(n: int, physics, rng: np.random.Generator) -> np.ndarray:
     return np.flatnonzero(rng.random(n) < physics.double_pe_probability)
 
 
+def lone_hits(event_length_samples, physics, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Single photoelectrons at random times: (event, channel, time ns since the event origin).
+
+    Per listed live channel Poisson(rate x event window) of them, uniform over the whole window
+    [-event_padding, window - event_padding), as pax's lone hits (docs/physics.md, "Noise").
+    """
+    pairs = [(c, r) for c, r in physics.lone_hit_rates_per_channel_hz if detector.live_mask()[c] and r > 0]
+    lengths_ns = np.asarray(event_length_samples, dtype=float) * physics.sample_duration_ns
+    if not pairs or not len(lengths_ns):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+    channel_list, rates_hz = (np.array(v) for v in zip(*pairs))
+    counts = rng.poisson(lengths_ns[:, None] * rates_hz[None, :] * 1e-9)  # [events, channels]
+    event = np.repeat(np.repeat(np.arange(len(lengths_ns)), len(channel_list)), counts.ravel())
+    channel = np.repeat(np.tile(channel_list.astype(np.int64), len(lengths_ns)), counts.ravel())
+    time_ns = rng.random(len(event)) * lengths_ns[event] - physics.event_padding_ns
+    return event, channel, time_ns
+
+
 def _truncated_unit_normal_moments(width: float) -> tuple[float, float]:
     """(mean, std) of N(1, width) truncated at 0."""
     if width == 0:
@@ -61,7 +79,7 @@ def pe_areas_electrons(channels, physics, rng: np.random.Generator) -> np.ndarra
     channels = np.asarray(channels)
     width, truncated_mean = _spe_factor_shape(float(physics.spe_relative_width))
     factor = positive_normal(1.0, width, len(channels), rng) / truncated_mean
-    return detector.gains()[channels] * factor
+    return detector.gains(physics.period)[channels] * factor
 
 
 def afterpulses(channels, physics, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,10 +87,11 @@ def afterpulses(channels, physics, rng: np.random.Generator) -> tuple[np.ndarray
 
     For every channel and afterpulse type the number of afterpulses is Binomial(N_pe, p[channel,
     type]); each picks a uniformly random parent PE of that channel (with replacement) and gets
-    the type's delay and amplitude (gain x truncated-Gaussian factor, or exactly the gain).
-    The afterpulse time is the parent's time plus the delay.
+    the channel's delay and amplitude for that type (gain x truncated-Gaussian factor, or exactly
+    the gain). The afterpulse time is the parent's time plus the delay.
     """
     channels = np.asarray(channels, dtype=np.int64)
+    table = detector.afterpulse_table(physics)
     probabilities = detector.afterpulse_probabilities(physics)  # [248, n_types]
     pe_per_channel = np.bincount(channels, minlength=detector.N_TPC_CHANNELS)
     n_afterpulses = rng.binomial(pe_per_channel[:, None], probabilities)  # [248, n_types]
@@ -80,10 +99,9 @@ def afterpulses(channels, physics, rng: np.random.Generator) -> tuple[np.ndarray
     if total == 0:
         empty = np.zeros(0)
         return np.zeros(0, dtype=np.int64), empty, empty
-    channel_of = np.repeat(np.repeat(np.arange(detector.N_TPC_CHANNELS), len(detector.AFTERPULSE_TYPES)),
-                           n_afterpulses.ravel())
-    type_of = np.repeat(np.tile(np.arange(len(detector.AFTERPULSE_TYPES)), detector.N_TPC_CHANNELS),
-                        n_afterpulses.ravel())
+    n_types = len(detector.AFTERPULSE_TYPES)
+    channel_of = np.repeat(np.repeat(np.arange(detector.N_TPC_CHANNELS), n_types), n_afterpulses.ravel())
+    type_of = np.repeat(np.tile(np.arange(n_types), detector.N_TPC_CHANNELS), n_afterpulses.ravel())
 
     # channels < 2^15: a stable int16 argsort is a (fast) radix sort
     pe_by_channel = np.argsort(channels.astype(np.int16), kind="stable")
@@ -91,17 +109,11 @@ def afterpulses(channels, physics, rng: np.random.Generator) -> tuple[np.ndarray
     pick = (rng.random(total) * pe_per_channel[channel_of]).astype(np.int64)
     parent = pe_by_channel[first_pe[channel_of] + pick]
 
-    delays = np.empty(total)
-    amplitude_mean = np.empty(total)
-    amplitude_rms = np.empty(total)
-    for type_index, kind in enumerate(detector.AFTERPULSE_TYPES):
-        selected = type_of == type_index
-        n = int(selected.sum())
-        if kind.delay_kind == "uniform":
-            delays[selected] = rng.uniform(kind.delay_a_ns, kind.delay_b_ns, size=n)
-        else:
-            delays[selected] = rng.normal(kind.delay_a_ns, kind.delay_b_ns, size=n)
-        amplitude_mean[selected] = kind.amplitude_mean
-        amplitude_rms[selected] = kind.amplitude_rms
-    areas = detector.gains()[channel_of] * positive_normal(amplitude_mean, amplitude_rms, total, rng)
+    delay_a, delay_b = table.delay_a_ns[channel_of, type_of], table.delay_b_ns[channel_of, type_of]
+    uniform = np.array([kind.delay_kind == "uniform" for kind in detector.AFTERPULSE_TYPES])[type_of]
+    delays = np.where(uniform, delay_a + (delay_b - delay_a) * rng.random(total),
+                      delay_a + delay_b * rng.standard_normal(total))
+    factor = positive_normal(table.amplitude_mean[channel_of, type_of], table.amplitude_rms[channel_of, type_of],
+                             total, rng)
+    areas = detector.gains(physics.period)[channel_of] * factor
     return parent, delays, areas

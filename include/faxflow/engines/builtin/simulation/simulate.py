@@ -160,8 +160,11 @@ def _event_lengths_samples(photons: _Photons, n_events, physics) -> np.ndarray:
 
 
 def _photoelectron_deposits(photons: _Photons, lengths, physics, pmt_afterpulse, rng):
-    """Sorted deposits of all photoelectrons (photons, double-PE copies, afterpulses) and noise spikes."""
+    """Sorted deposits of all photoelectrons (photons, double-PE copies, lone hits, afterpulses) and noise spikes."""
     copies = pmt.double_pe_copies(len(photons.time_ns), physics, rng)
+    lone = pmt.lone_hits(lengths, physics, rng)  # after the double-PE draw: lone hits emit no second PE
+    photons = _Photons(*(np.concatenate([getattr(photons, f), extra])
+                         for f, extra in zip(("event", "channel", "time_ns"), lone)))
     channel = np.concatenate([photons.channel, photons.channel[copies]])
     area = pmt.pe_areas_electrons(channel, physics, rng)
     if pmt_afterpulse:
