@@ -13,8 +13,9 @@ import pandas as pd
 
 from faxflow.engines.builtin.simulation.s1 import RECOIL_CODES
 from faxflow.errors import BadInputError
+from faxflow.instructions import INSTRUCTION_COLUMNS
 
-COLUMNS = ("instruction", "recoil_type", "x", "y", "depth", "s1_photons", "s2_electrons", "t")
+COLUMNS = tuple(INSTRUCTION_COLUMNS)
 RANDOM = "random"
 _INTEGER_COLUMNS = ("instruction", "s1_photons", "s2_electrons")
 _FLOAT_COLUMNS = ("x", "y", "depth", "t")
