@@ -217,6 +217,10 @@ class ClusterSettings(StrictModel):
         return lines
 
 
+#: Every cluster setting's default, for code that receives a partial cluster mapping.
+CLUSTER_DEFAULTS = ClusterSettings().model_dump()
+
+
 def _optional_copy(model: type[BaseModel], name: str) -> type[BaseModel]:
     """The same fields as ``model``, all optional: a set of overrides."""
     fields = {}

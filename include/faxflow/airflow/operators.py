@@ -23,6 +23,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from faxflow.airflow.links import JOB_XCOM_KEY, SlurmJobLink
+from faxflow.config import CLUSTER_DEFAULTS
 from faxflow.slurm import commands
 from faxflow.slurm.policy import LOST, Action, Resources, decide
 
@@ -207,9 +208,9 @@ class FaxflowGroupOperator(BaseOperator):
                  log_tail_lines: int = 40, **kwargs):
         super().__init__(**kwargs)
         self.spec = spec
-        self.cluster = dict(cluster)
-        self.ssh_conn_id = ssh_conn_id or self.cluster.get("ssh_conn_id")
-        self.poll_interval = float(poll_interval or self.cluster.get("poll_interval_seconds") or 30.0)
+        self.cluster = {**CLUSTER_DEFAULTS, **cluster}
+        self.ssh_conn_id = ssh_conn_id or self.cluster["ssh_conn_id"]
+        self.poll_interval = float(poll_interval or self.cluster["poll_interval_seconds"])
         self.missing_grace_seconds = missing_grace_seconds
         self.max_bad_answers = max_bad_answers
         self.max_wait_seconds = max_wait_seconds
@@ -225,8 +226,8 @@ class FaxflowGroupOperator(BaseOperator):
         stored = store.get(RESOURCES_KEY)
         if isinstance(stored, dict) and "time_limit_minutes" in stored:
             return stored
-        return {"time_limit_minutes": int(self.cluster.get("time_limit_minutes", 60)),
-                "mem_per_cpu_mb": int(self.cluster.get("mem_per_cpu_mb", 3000)), "history": []}
+        return {"time_limit_minutes": int(self.cluster["time_limit_minutes"]),
+                "mem_per_cpu_mb": int(self.cluster["mem_per_cpu_mb"]), "history": []}
 
     def _publish(self, context, job: dict) -> None:
         self._job = job
@@ -298,8 +299,8 @@ class FaxflowGroupOperator(BaseOperator):
         resources = self._resources(store)
         bounds = Resources(time_limit_minutes=int(resources["time_limit_minutes"]),
                            mem_per_cpu_mb=int(resources["mem_per_cpu_mb"]),
-                           max_time_limit_minutes=int(self.cluster.get("max_time_limit_minutes", 720)),
-                           max_mem_per_cpu_mb=int(self.cluster.get("max_mem_per_cpu_mb", 16000)))
+                           max_time_limit_minutes=int(self.cluster["max_time_limit_minutes"]),
+                           max_mem_per_cpu_mb=int(self.cluster["max_mem_per_cpu_mb"]))
         decision = decide(state, event.get("exit_code"), bounds, signal=event.get("signal"))
         history = list(resources.get("history") or [])
         history.append({"job_id": job.get("job_id"), "state": state, "exit_code": event.get("exit_code"),

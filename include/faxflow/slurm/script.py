@@ -16,6 +16,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from faxflow.config import CLUSTER_DEFAULTS
 from faxflow.slurm.commands import check_name, check_path, faxflow_executable
 
 
@@ -106,8 +107,8 @@ def render_job_script(*, job_name: str, group_index: int, manifest_path: str, ma
     check_path(manifest_path)
     if not re.fullmatch(r"[0-9a-f]{64}", manifest_digest or ""):
         raise ValueError(f"manifest digest {manifest_digest!r} is not a sha256")
-    time_limit = int(time_limit_minutes or cluster.get("time_limit_minutes") or 60)
-    memory = int(mem_per_cpu_mb or cluster.get("mem_per_cpu_mb") or 3000)
+    time_limit = int(time_limit_minutes or cluster.get("time_limit_minutes") or CLUSTER_DEFAULTS["time_limit_minutes"])
+    memory = int(mem_per_cpu_mb or cluster.get("mem_per_cpu_mb") or CLUSTER_DEFAULTS["mem_per_cpu_mb"])
     lines = [
         "#!/bin/bash",
         f"#SBATCH --job-name={job_name}",
