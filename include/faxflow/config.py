@@ -374,7 +374,8 @@ class Campaign(BaseModel):
                    variants: Optional[list[str]] = None) -> None:
         """Refuse overrides (CLI, trigger params) that exceed the campaign's ceilings, before any expansion."""
         chosen = [v for v in self.variants if variants is None or v.name in variants]
-        problems = _size_problems([_sized(v.settings, number_job, events) for v in chosen], self.limits)
+        ceilings = {name: limits.size_limit(name, self.limits) for name in limits.SIZE_LIMITS}
+        problems = _size_problems([_sized(v.settings, number_job, events) for v in chosen], ceilings)
         if problems:
             raise ConfigError([f"{self.path}: {line}" for line in problems])
 
