@@ -699,9 +699,9 @@ def _describe(error: ValidationError, model: type[BaseModel], prefix: str = "") 
 
 
 _TYPE_MESSAGES = {
-    "int_type": "must be a whole number written without quotes or decimal point, e.g. 3",
+    "int_type": "must be a whole number, e.g. 3",
     "bool_type": "must be true or false",
-    "float_type": "must be a number written without quotes, e.g. 2.5",
+    "float_type": "must be a number, e.g. 2.5",
     "string_type": "must be text",
     "finite_number": "must be a finite number (no .inf or .nan)",
     "list_type": "must be a list, e.g. [a, b]",
