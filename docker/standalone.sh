@@ -17,10 +17,6 @@ home="${AIRFLOW_HOME:-$root/.airflow/home}"
 eval "$("$python" -m faxflow.airflow.home env --home "$home" --project "$root")"
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
 "$python" -m faxflow.airflow.home setup --home "$home" --project "$root"
-# The same pools through the CLI (idempotent), so they are visible in `airflow pools list` exactly as documented.
-"$python" -m faxflow.airflow.home pools --project "$root" | while read -r name size; do
-    airflow pools set "$name" "$size" "faxflow: jobs in flight" --include-deferred >/dev/null
-done
 mkdir -p "$state"
 log="$state/standalone.log"
 "$python" -m faxflow.airflow.home password --home "$home" > "$log"

@@ -6,9 +6,10 @@ Shape of a campaign DAG::
           └─> <variant B>.prepare ─> <variant B>.run[group…] ─> <variant B>.collect ─┘
 
 ``run`` is :class:`~faxflow.airflow.operators.FaxflowGroupOperator` mapped over the variant's groups, in
-the variant's pool (``include_deferred``), with exponential retry backoff. Trigger parameters come from
-the campaign: ``variants`` (subset, enum of the variant names), ``number_job``/``events`` overrides
-(≥ 1), ``dry_run`` (plan only) and ``force`` (redo finished steps).
+the variant's pool (``include_deferred``), with exponential retry backoff. Trigger parameters
+(:mod:`faxflow.airflow.trigger_params`): ``variants`` (subset of the variant names), ``number_job``/``events``
+overrides (1 … the campaign's limits), ``dry_run`` (plan only) and ``force`` (redo finished steps); any
+other key is refused. A ``schedule:`` runs at its next cron time from now on (:mod:`faxflow.airflow.schedules`).
 
 Parsing is cheap: YAML + pydantic validation only; no SSH, no network, no pandas. A campaign file that
 does not validate becomes a one-task DAG that fails with the problems (also shown in its doc), and
@@ -22,11 +23,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, Optional
 
-from airflow.sdk import DAG, Param, TaskGroup, task
+from airflow.sdk import DAG, TaskGroup, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from faxflow.airflow.operators import FaxflowGroupOperator
 from faxflow.airflow.reporting import CampaignReportOperator
+from faxflow.airflow.schedules import campaign_schedule
+from faxflow.airflow.trigger_params import conf_problems, params_for
 
 START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
 MAX_RETRY_DELAY = timedelta(hours=1)
@@ -46,21 +49,6 @@ def config_files(configs_dir: Path) -> list[Path]:
 
 def dag_id_for(name: str) -> str:
     return f"fax_{name}"
-
-
-def _params(campaign) -> dict:
-    names = [variant.name for variant in campaign.resolved_variants()]
-    return {
-        "variants": Param([], type="array", items={"type": "string", "enum": names}, uniqueItems=True,
-                          title="Variants", description="Run only these variants (empty: all)"),
-        "number_job": Param(None, type=["null", "integer"], minimum=1, title="Productions per variant",
-                            description="Override number_job (empty: from the campaign file)"),
-        "events": Param(None, type=["null", "integer"], minimum=1, title="Events per production",
-                        description="Override number_event_per_job (empty: from the campaign file)"),
-        "dry_run": Param(False, type="boolean", title="Dry run", description="Plan and write the manifest only"),
-        "force": Param(False, type="boolean", title="Force",
-                       description="Redo steps even if their outputs are already complete"),
-    }
 
 
 def _doc(campaign, config_path: Path) -> str:
@@ -101,14 +89,18 @@ def build_campaign_dag(config_path: Path, campaign, *, collect_tolerance: float 
 
     config = str(config_path.resolve())
     top_cluster = campaign.cluster.model_dump(mode="json")
-    with DAG(dag_id=dag_id_for(campaign.name), schedule=campaign.schedule, start_date=START_DATE, catchup=False,
-             max_active_runs=1, params=_params(campaign), doc_md=_doc(campaign, config_path),
+    with DAG(dag_id=dag_id_for(campaign.name), schedule=campaign_schedule(campaign.schedule), start_date=START_DATE,
+             catchup=False,
+             max_active_runs=1, params=params_for(campaign), doc_md=_doc(campaign, config_path),
              description=(campaign.description or f"faxflow campaign {campaign.name}")[:200],
              tags=[*TAGS, top_cluster["backend"]], default_args=_retry_args(top_cluster),
              render_template_as_native_obj=False) as dag:
 
         @task(task_id="plan", retries=0)
         def plan(**context):
+            problems = conf_problems(getattr(context.get("dag_run"), "conf", None), campaign)
+            if problems:
+                raise AirflowFailException("\n".join(problems))
             return tasks.plan_campaign(config, context["run_id"], dict(context["params"]))
 
         planned = plan()
@@ -207,13 +199,34 @@ def lint_configs(configs_dir: Path) -> list[str]:
     return problems
 
 
+def campaign_pools(campaign) -> dict[str, int]:
+    """Pool name → size for one campaign (the largest ``max_concurrent_jobs`` of the variants sharing it)."""
+    sizes: dict[str, int] = {}
+    for variant in campaign.resolved_variants():
+        cluster = variant.settings["cluster"]
+        sizes[cluster["pool"]] = max(sizes.get(cluster["pool"], 0), int(cluster["max_concurrent_jobs"]))
+    return sizes
+
+
 def pools(configs_dir: Path) -> dict[str, int]:
     """Pool name → size from every valid campaign (the largest ``max_concurrent_jobs`` wins)."""
     sizes: dict[str, int] = {}
     for _, campaign, _ in load_configs(configs_dir):
         if campaign is None:
             continue
-        for variant in campaign.resolved_variants():
-            cluster = variant.settings["cluster"]
-            sizes[cluster["pool"]] = max(sizes.get(cluster["pool"], 0), int(cluster["max_concurrent_jobs"]))
+        for name, size in campaign_pools(campaign).items():
+            sizes[name] = max(sizes.get(name, 0), size)
     return sizes
+
+
+def campaign_for_dag(dag_id: str, configs_dir: Optional[Path] = None):
+    """The valid campaign whose DAG is ``dag_id`` (None if no campaign file defines it or it is invalid)."""
+    import os
+
+    if configs_dir is None:
+        dags = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER", "dags")
+        configs_dir = default_configs_dir(Path(dags) / "faxflow_campaigns.py")
+    for _, campaign, _ in load_configs(configs_dir):
+        if campaign is not None and dag_id_for(campaign.name) == dag_id:
+            return campaign
+    return None

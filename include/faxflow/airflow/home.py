@@ -98,11 +98,13 @@ def migrate_db() -> None:
 
 
 def create_pools(sizes: dict[str, int]) -> None:
-    """Create/update each pool with ``include_deferred=True`` (deferred group tasks keep their slot)."""
-    from airflow.models.pool import Pool
+    """Create/resize each pool with ``include_deferred=True`` (deferred group tasks keep their slot)."""
+    from airflow.utils.session import create_session
 
-    for name, size in sorted(sizes.items()):
-        Pool.create_or_update_pool(name, size, "faxflow: jobs in flight (include_deferred)", True)
+    from faxflow.airflow.pool_keeper import ensure_pools
+
+    with create_session() as session:
+        ensure_pools(sizes, session)
 
 
 def setup(home: Path, project: Path) -> dict[str, str]:

@@ -1,0 +1,155 @@
+"""Trigger-conf checks (also as api-server middleware), the campaign schedule, the pool keeper."""
+
+import asyncio
+import json
+import shutil
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import PROJECT
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from faxflow.config import load_campaign
+
+    return load_campaign(PROJECT / "configs" / "demo.yaml")
+
+
+def test_conf_problems_name_the_key_and_the_allowed_values(demo):
+    from faxflow import limits
+    from faxflow.airflow.trigger_params import conf_problems
+
+    assert conf_problems({"variants": ["diffusion_sr1"], "events": 5, "dry_run": True}, demo) == []
+    assert conf_problems({}, demo) == [] and conf_problems(None, demo) == []
+    [unknown] = conf_problems({"bogus": 1}, demo)
+    assert "unknown key 'bogus'" in unknown and "variants, number_job, events, dry_run, force" in unknown
+    [variant] = conf_problems({"variants": ["nope"]}, demo)
+    assert "'nope'" in variant and "diffusion_sr0" in variant and "diffusion_sr1" in variant
+    ceiling = limits.trigger_maxima(demo.limits)["events"]
+    [too_many] = conf_problems({"events": ceiling + 1}, demo)
+    assert f"1..{ceiling}" in too_many
+    assert len(conf_problems({"number_job": 0, "force": "yes", "events": 2.5}, demo)) == 3
+
+
+def _call(guard, path, body):
+    sent, seen = [], {}
+
+    async def app(scope, receive, send):
+        seen["body"] = (await receive())["body"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    guard.app = app
+    asyncio.run(guard({"type": "http", "method": "POST", "path": path}, receive, send))
+    return sent[0]["status"], (sent[1]["body"] if len(sent) > 1 else None), seen.get("body")
+
+
+def test_guard_refuses_unknown_keys_before_airflow_sees_them(demo):
+    from faxflow.airflow.trigger_params import TriggerConfGuard
+
+    guard = TriggerConfGuard(None, find_campaign=lambda dag_id: demo if dag_id == "fax_demo" else None)
+    status, body, _ = _call(guard, "/api/v2/dags/fax_demo/dagRuns", json.dumps({"conf": {"bogus": 1}}).encode())
+    assert status == 400 and "unknown key 'bogus'" in json.loads(body)["detail"]
+    good = json.dumps({"conf": {"events": 3}, "logical_date": None}).encode()
+    status, _, forwarded = _call(guard, "/api/v2/dags/fax_demo/dagRuns", good)
+    assert status == 200 and forwarded == good  # passed on unchanged
+    status, _, _ = _call(guard, "/api/v2/dags/other/dagRuns", json.dumps({"conf": {"bogus": 1}}).encode())
+    assert status == 200  # not a campaign DAG: left to Airflow
+
+
+def test_params_are_optional_and_bounded_by_the_limits(demo):
+    from faxflow import limits
+    from faxflow.airflow.trigger_params import TRIGGER_KEYS, params_for
+
+    params = params_for(demo)
+    assert tuple(params) == TRIGGER_KEYS
+    for param in params.values():
+        assert "null" in param.schema["type"]  # nothing is required: empty means the campaign file's value
+    assert params["variants"].schema["examples"] == ["diffusion_sr0", "diffusion_sr1"]
+    assert params["events"].schema["maximum"] == limits.trigger_maxima(demo.limits)["events"]
+
+
+def _next(now, last_end=None, catchup=False):
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    from faxflow.airflow import schedules
+
+    timetable = schedules.campaign_schedule("0 2 * * *")
+    last = DataInterval(last_end, last_end) if last_end else None
+    original = schedules.timezone.utcnow
+    schedules.timezone.utcnow = lambda: now
+    try:
+        info = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=TimeRestriction(
+            datetime(2024, 1, 1, tzinfo=timezone.utc), None, catchup))
+    finally:
+        schedules.timezone.utcnow = original
+    return info.run_after
+
+
+def test_schedule_never_starts_a_past_night():
+    utc = timezone.utc
+    # unpaused at 14:00: the next run is tomorrow 02:00, not this morning's
+    assert _next(datetime(2026, 12, 1, 14, 0, tzinfo=utc)) == datetime(2026, 12, 2, 2, 0, tzinfo=utc)
+    # after a week's pause as well
+    assert _next(datetime(2026, 12, 8, 14, 0, tzinfo=utc), last_end=datetime(2026, 12, 1, 2, 0, tzinfo=utc)) \
+        == datetime(2026, 12, 9, 2, 0, tzinfo=utc)
+    # a scheduler three minutes late still starts tonight's run, once
+    late = datetime(2026, 12, 1, 2, 3, tzinfo=utc)
+    assert _next(late) == datetime(2026, 12, 1, 2, 0, tzinfo=utc)
+    assert _next(late, last_end=datetime(2026, 12, 1, 2, 0, tzinfo=utc)) == datetime(2026, 12, 2, 2, 0, tzinfo=utc)
+
+
+def test_scheduled_dag_serializes_and_shows_its_next_run(configs_dir, airflow_db):
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    shutil.copy(PROJECT / "configs" / "midway_diffusion_scan.yaml", configs_dir / "nightly.yaml")
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(dag_folder=str(PROJECT / "dags"))
+    assert not bag.import_errors
+    sync_bag_to_db(bag, "dags-folder", None)
+    with create_session() as session:
+        model = session.get(DagModel, "fax_midway_diffusion_scan")
+        assert model.next_dagrun_create_after is not None
+        assert model.next_dagrun_create_after > datetime.now(timezone.utc)
+        assert model.next_dagrun_create_after.hour == 2
+
+
+def test_pool_keeper_creates_and_resizes_campaign_pools(configs_dir, airflow_db, monkeypatch):
+    import yaml
+    from airflow.models.pool import Pool
+    from airflow.utils.session import create_session
+
+    from faxflow.airflow import pool_keeper
+
+    config = yaml.safe_load((PROJECT / "configs" / "demo.yaml").read_text())
+    config.update(name="pooled")
+    config["cluster"].update(pool="faxflow_added_later", max_concurrent_jobs=3)
+    (configs_dir / "pooled.yaml").write_text(yaml.safe_dump(config))
+
+    class Run:
+        dag_id = "fax_pooled"
+
+    with create_session() as session:
+        monkeypatch.setattr("sqlalchemy.orm.object_session", lambda run: session)
+        pool_keeper.on_dag_run_running(Run(), "started")
+    with create_session() as session:
+        pool = session.query(Pool).filter_by(pool="faxflow_added_later").one()
+        assert (pool.slots, pool.include_deferred) == (3, True)
+    config["cluster"]["max_concurrent_jobs"] = 5
+    (configs_dir / "pooled.yaml").write_text(yaml.safe_dump(config))
+    with create_session() as session:
+        monkeypatch.setattr("sqlalchemy.orm.object_session", lambda run: session)
+        pool_keeper.on_dag_run_running(Run(), "started")
+    with create_session() as session:
+        assert session.query(Pool).filter_by(pool="faxflow_added_later").one().slots == 5
