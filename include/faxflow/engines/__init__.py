@@ -1,14 +1,19 @@
 """The engines that run the simulate / process / minitrees steps of a production.
 
-An engine is an object with three methods. Each reads its inputs, writes its outputs to the
-exact paths it is given (the pipeline hands it staging paths and renames them after success)
-and returns a :class:`StepCounts`. Engines raise :class:`faxflow.errors.BadInputError` for
+An engine is an object with the methods of :class:`Engine`. Each reads its inputs, writes its
+outputs to the exact paths it is given (the pipeline hands it staging paths and renames them after
+success) and returns a :class:`StepCounts`. Engines raise :class:`faxflow.errors.BadInputError` for
 unusable inputs and :class:`faxflow.errors.EngineError` for their own failures.
+
+An engine with ``can_drop_raw`` also offers the fused chain: ``simulate_to_memory`` gives the raw
+data of ``simulate`` (same seed, same content) without writing them, ``process`` accepts them and
+``write_raw`` writes them when they are kept. Such a raw file can always be regenerated from the
+production's instructions and seed.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 
 @dataclass(frozen=True)
@@ -32,14 +37,28 @@ class ProductionPaths:
 
 class Engine(Protocol):
     name: str
+    can_drop_raw: bool
 
     def version(self) -> str: ...
+
+    def prepare(self, output_root: Path, echo: Callable[[str], None]) -> object:
+        """Once per job, before the first production (e.g. load or compile kernels, logging via echo)."""
 
     def simulate(self, instructions: Path, truth_out: Path, raw_out: Path, seed: int) -> StepCounts: ...
 
     def process(self, raw: Path, processed_out: Path) -> StepCounts: ...
 
     def minitrees(self, processed: Path, minitrees_out: Path) -> StepCounts: ...
+
+
+class FusedEngine(Engine, Protocol):
+    """An engine with ``can_drop_raw``: raw data can stay in memory between simulate and process."""
+
+    def simulate_to_memory(self, instructions: Path, truth_out: Path, *, seed: int) -> tuple[StepCounts, Any]: ...
+
+    def process(self, raw: Any, processed_out: Path) -> StepCounts: ...
+
+    def write_raw(self, raw: Any, out: Path) -> None: ...
 
 
 def get_engine(name: str, settings: dict) -> Engine:

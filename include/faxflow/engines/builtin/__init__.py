@@ -7,10 +7,15 @@ modules by :mod:`.process`; :mod:`.minitrees` writes the hax-style tables.
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from faxflow import __version__
 from faxflow.engines import StepCounts
 from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
+from faxflow.errors import StorageError
+
+if TYPE_CHECKING:  # rawio imports pyarrow, which DAG parsing does not need
+    from faxflow.engines.builtin.rawio import RawData
 
 
 @dataclass(frozen=True)
@@ -34,8 +39,19 @@ class BuiltinEngine:
             s2_afterpulse=settings.get("s2_afterpulse", True),
         )
 
+    can_drop_raw = True  # raw data are regenerated from instructions + seed, see simulate_to_memory
+
     def version(self) -> str:
         return f"builtin-{__version__}"
+
+    def prepare(self, output_root: Path, echo: Callable[[str], None]) -> Path:
+        """Choose the kernel cache (``<output_root>/.cache/kernels`` unless ``FAXFLOW_KERNEL_CACHE``
+        is set) and compile the kernels there now if it is not warm, saying so through ``echo``."""
+        from faxflow.engines.builtin import kernel_cache
+
+        directory = kernel_cache.use(Path(output_root) / ".cache" / "kernels")
+        kernel_cache.ensure_warm(directory, echo)
+        return directory
 
     def simulate(self, instructions: Path, truth_out: Path, raw_out: Path, seed: int) -> StepCounts:
         from faxflow.engines.builtin.simulation.simulate import simulate_file
@@ -43,7 +59,23 @@ class BuiltinEngine:
         return simulate_file(instructions, truth_out, raw_out, self.physics,
                              pmt_afterpulse=self.pmt_afterpulse, s2_afterpulse=self.s2_afterpulse, seed=seed)
 
-    def process(self, raw: Path, processed_out: Path) -> StepCounts:
+    def simulate_to_memory(self, instructions: Path, truth_out: Path, *, seed: int) -> tuple[StepCounts, "RawData"]:
+        """Like :meth:`simulate` (same truth bytes, same raw content) with the raw data kept in memory."""
+        from faxflow.engines.builtin.simulation.simulate import simulate_file_to_memory
+
+        return simulate_file_to_memory(instructions, truth_out, self.physics, pmt_afterpulse=self.pmt_afterpulse,
+                                       s2_afterpulse=self.s2_afterpulse, seed=seed)
+
+    def write_raw(self, raw: "RawData", out: Path) -> None:
+        """Write in-memory raw data in the kept (compressed) format of :mod:`.rawio`."""
+        from faxflow.engines.builtin import rawio
+
+        try:
+            rawio.write_raw(Path(out), raw)
+        except OSError as error:
+            raise StorageError(f"cannot write raw data {out}: {error}") from error
+
+    def process(self, raw: "Path | RawData", processed_out: Path) -> StepCounts:
         from faxflow.engines.builtin.processing.process import process_file
 
         return process_file(raw, processed_out, self.physics, self.processing)

@@ -215,10 +215,11 @@ def _add_positions(peaks, kind, event_of_peak, keep, clusters, hits, physics, pr
     peaks["y"] = np.where(fitted, peaks["y_tpf"], peaks["y_weighted_sum"])
 
 
-def process_file(raw: Path, processed_out: Path, physics: PhysicsParameters,
+def process_file(raw: Path | RawData, processed_out: Path, physics: PhysicsParameters,
                  processing: ProcessingParameters) -> StepCounts:
-    """Read a raw-data file, process it and write the Parquet file described in the module docstring."""
-    data = read_raw(Path(raw))
+    """Process a raw-data file (or raw data already in memory) and write the Parquet file described
+    in the module docstring."""
+    data = raw if isinstance(raw, RawData) else read_raw(Path(raw))
     events, peaks = _process_columns(data, physics, processing)
     _write_columns(Path(processed_out), events, peaks, data.sample_duration_ns, processing)
     return StepCounts(events_in=data.n_events, events_out=len(events["event_number"]))

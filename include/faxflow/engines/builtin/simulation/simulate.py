@@ -327,6 +327,23 @@ def write_truth(path: Path, truth: pd.DataFrame) -> None:
     Path(path).write_text("\n".join(lines) + "\n")
 
 
+def simulate_file_to_memory(instructions_csv: Path, truth_out: Path, physics: PhysicsParameters, *,
+                            pmt_afterpulse: bool, s2_afterpulse: bool,
+                            seed: int) -> tuple[StepCounts, rawio.RawData]:
+    """Like :func:`simulate_file` (the same truth bytes, the same raw content for the same seed) but
+    the raw data stay in memory, for a chain that processes them without writing them."""
+    table = instructions_io.read_instructions(Path(instructions_csv))
+    n_events = int(table["event"].max()) + 1 if len(table) else 0
+    truth, raw = simulate(table, physics, pmt_afterpulse=pmt_afterpulse, s2_afterpulse=s2_afterpulse,
+                          rng=np.random.default_rng(seed))
+    try:
+        with _timed("write"):
+            write_truth(Path(truth_out), truth)
+    except OSError as error:
+        raise StorageError(f"cannot write the simulation truth {truth_out}: {error}") from error
+    return StepCounts(events_in=n_events, events_out=raw.n_events), raw
+
+
 def simulate_file(instructions_csv: Path, truth_out: Path, raw_out: Path, physics: PhysicsParameters, *,
                   pmt_afterpulse: bool, s2_afterpulse: bool, seed: int) -> StepCounts:
     """Read an instruction CSV, simulate it with ``np.random.default_rng(seed)`` and write the truth
