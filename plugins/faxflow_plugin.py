@@ -2,9 +2,10 @@
 
 The viewer is a FastAPI app under ``/faxflow`` that requires an Airflow login (the same JWT/cookie the
 UI uses): plugin FastAPI apps are not protected by Airflow on their own. It serves only campaign
-reports/summaries (``report-*.md``, ``report-*.png``, ``summary-*.json``) inside the campaigns' output
-roots (or ``FAXFLOW_REPORT_ROOTS``, ``:``-separated), and shows job details passed in the link; it never
-opens SSH connections.
+reports and their companions (``report-*.html``, ``report-*.json``, ``catalog-*.parquet``,
+``summary-*.json``) inside the campaigns' output roots (or ``FAXFLOW_REPORT_ROOTS``, ``:``-separated),
+and shows job details passed in the link; it never opens SSH connections. Reports are self-contained, so
+they are served with a Content-Security-Policy that forbids every network request.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from airflow.plugins_manager import AirflowPlugin
 
 from faxflow.airflow.links import CampaignReportLink, SlurmJobLink
 
-_REPORT_NAME = re.compile(r"^(report-[0-9a-f]{8}\.(md|png)|summary-[0-9a-f]{8}\.json)$")
+_REPORT_NAME = re.compile(r"^(report-[0-9a-f]{8}\.(html|json)|catalog-[0-9a-f]{8}\.parquet|summary-[0-9a-f]{8}\.json)$")
+_MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json",
+                ".parquet": "application/vnd.apache.parquet"}
+#: A report needs nothing but its own inline styles and data: images.
+_REPORT_HEADERS = {"Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'",
+                   "X-Content-Type-Options": "nosniff"}
 
 
 def report_roots() -> list[Path]:
@@ -38,9 +44,11 @@ def report_roots() -> list[Path]:
 
 def allowed_report(path: str) -> Path | None:
     """The resolved file if it is a report/summary inside an allowed root, else None."""
+    if "\x00" in path:
+        return None
     try:
         candidate = Path(path).resolve(strict=True)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):
         return None
     if not _REPORT_NAME.match(candidate.name) or not candidate.is_file():
         return None
@@ -73,8 +81,7 @@ def _build_app():
         found = allowed_report(path)
         if found is None:
             raise HTTPException(status_code=404, detail="no such campaign report")
-        media = {".md": "text/markdown; charset=utf-8", ".png": "image/png", ".json": "application/json"}
-        return FileResponse(found, media_type=media[found.suffix])
+        return FileResponse(found, media_type=_MEDIA_TYPES[found.suffix], headers=_REPORT_HEADERS)
 
     return app
 

@@ -90,7 +90,7 @@ def production_rows(plan: Plan, variant: PlannedVariant, root: Path, source: Rec
     group_of = {pid: group for group in plan.groups if group.variant == variant.name for pid in group.production_ids}
     rows = []
     for production in variant.productions:
-        files = ProductionFiles(variant_dir, production.id, engine)
+        files = ProductionFiles(variant_dir, Path(root) / variant.sim_dir, production.id, production.sim_name, engine)
         records = {step: source.json(files.done_record(step)) for step in STEPS}
         summary, entry = outcomes.get(production.id, (None, None))
         error = (entry or {}).get("error") or {}
@@ -99,6 +99,7 @@ def production_rows(plan: Plan, variant: PlannedVariant, root: Path, source: Rec
                "seed": production.seed, "group": group_of[production.id].index, "engine": engine,
                **{f"swept.{key}": flat.get(key) for key in swept},
                "events_planned": production.n_events, "variant_dir": str(variant_dir),
+               "sim_dir": str(files.sim_dir),
                "merged_path": str(files.merged), "instructions_path": str(files.instructions)}
         merge = records["merge"]
         first = next((r for r in records.values() if r), {})

@@ -1,4 +1,4 @@
-"""The ``faxflow`` command line: validate, plan, run, job, collect, report, schema, docs, version."""
+"""The ``faxflow`` command line: validate, plan, run, job, collect, report, status, schema, docs, version."""
 
 import argparse
 import json
@@ -91,9 +91,29 @@ def cmd_collect(args) -> int:
 
 def cmd_report(args) -> int:
     from faxflow.manifest import load_index
-    from faxflow.report import write_report
+    from faxflow.report import format_fit_table, report_summary, write_report
 
-    print(write_report(load_index(args.manifest, args.digest), args.output_root))
+    report = write_report(load_index(args.manifest, args.digest), args.output_root)
+    print(format_fit_table(report_summary(report)["fits"]))
+    print(report)
+    return 0
+
+
+def cmd_status(args) -> int:
+    from faxflow.status import format_status, remote_catalog, summarise
+
+    plan = _make_plan(args)
+    if args.ssh_conn_id:
+        from faxflow.slurm.client import SlurmClient
+
+        with SlurmClient(args.ssh_conn_id) as client:
+            catalog = remote_catalog(plan, client)
+    else:
+        from faxflow.catalog import build_catalog
+
+        catalog = build_catalog(plan)
+    rows = summarise(plan, catalog)
+    print(json.dumps(rows, sort_keys=True) if args.json else format_status(rows))
     return 0
 
 
@@ -166,11 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--min-fraction", type=float, default=1.0, help="productions that must be complete")
     collect.set_defaults(func=cmd_collect)
 
-    report = commands.add_parser("report", help="write the campaign QA report")
+    report = commands.add_parser("report", help="write the campaign report (HTML), catalog and fit table")
     report.add_argument("--manifest", required=True, help="the plan's index.json")
     report.add_argument("--digest", required=True, help="the index's sha256, as recorded by the planner")
     report.add_argument("--output-root")
     report.set_defaults(func=cmd_report)
+
+    status = commands.add_parser("status", help="progress per variant: states, events, CPU-hours, ETA")
+    _plan_arguments(status)
+    status.add_argument("--ssh-conn-id", help="read a cluster campaign through this Airflow SSH connection")
+    status.add_argument("--json", action="store_true", help="one JSON list instead of the table")
+    status.set_defaults(func=cmd_status)
 
     check = commands.add_parser("check-manifest", help="exit 0 if this faxflow can run the manifest")
     check.add_argument("manifest", help="an index.json or a group slice")

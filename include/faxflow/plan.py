@@ -12,7 +12,6 @@ The plan is frozen into a verified manifest by :mod:`faxflow.manifest`.
 
 import hashlib
 import json
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Optional
@@ -30,8 +29,9 @@ NOT_IN_KEY = ("number_job", "production_id_format", "cluster")
 PROCESSING_ONLY = ("processing",)
 #: Settings that change what is kept, not what is computed.
 NOT_IN_SIM_KEY = ("raw",)
-#: Full-chain throughput used for CPU-time estimates (events/s/core; see bench/).
-EVENTS_PER_CPU_SECOND = {"builtin": 400.0, "pax": 0.5}
+#: Full-chain throughput used for CPU-time estimates (events/s/core). builtin: the 5000-event
+#: production of bench/results/chain.json (``make bench``); pax: about 2 s per event for fax + paxer.
+EVENTS_PER_CPU_SECOND = {"builtin": 780.0, "pax": 0.5}
 
 
 class Production(BaseModel):
@@ -226,21 +226,32 @@ def _default_output_root(campaign: Campaign) -> str:
     return str(Path(campaign.output_root).resolve())
 
 
+def format_duration(seconds: float) -> str:
+    """A duration readable at any scale: s, min or h with 3 significant figures (never "0.000")."""
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
+
+
 def format_dry_run(plan: Plan) -> str:
-    """A table of what the plan would run."""
-    rows = [("variant", "key", "productions", "events", "groups", "est. CPU h")]
+    """A table of what the plan would run, with the CPU time at the engines' measured throughput."""
+    rows = [("variant", "key", "productions", "events", "groups", "est. CPU time")]
     for variant in plan.variants:
         events = sum(p.n_events for p in variant.productions)
         rate = EVENTS_PER_CPU_SECOND[variant.settings["engine"]]
         rows.append((variant.name, variant.key, str(len(variant.productions)), str(events),
-                     str(len(variant.group_indices)), f"{events / rate / 3600:.3f}"))
+                     str(len(variant.group_indices)), format_duration(events / rate)))
     totals = plan.totals()
     rows.append(("total", "", str(totals["productions"]), str(totals["events"]), str(totals["groups"]),
-                 f"{totals['cpu_hours']:.3f}"))
+                 format_duration(totals["cpu_hours"] * 3600)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) if i < 2 else cell.rjust(width) for i, (cell, width)
                        in enumerate(zip(row, widths))) for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     lines.insert(-1, lines[1])
+    engines = sorted({variant.settings["engine"] for variant in plan.variants})
+    rates = ", ".join(f"{engine} {EVENTS_PER_CPU_SECOND[engine]:g}" for engine in engines)
     return "\n".join(lines) + f"\n\noutput root: {plan.output_root}\nrun id: {plan.run_id}  " \
-                              f"(est. CPU time at {math.floor(EVENTS_PER_CPU_SECOND['builtin'])} events/s/core builtin)"
+                              f"(est. CPU time at {rates} events/s/core)"

@@ -202,6 +202,11 @@ def run_totals(catalog: pd.DataFrame) -> dict:
             "cpu_source": "cpu" if (catalog["cpu_source"] == "cpu").all() else "wall"}
 
 
+def report_summary(html_path: Path) -> dict:
+    """The summary written next to a report (``report-<tag>.json``)."""
+    return json.loads(Path(html_path).with_suffix(".json").read_text())
+
+
 def fit_rows(fits: dict[str, dict[str, FitResult]]) -> list[dict]:
     return [{"variant": variant, **result.row()} for variant, results in fits.items() for result in results.values()]
 
@@ -316,10 +321,11 @@ def render_html(plan: Plan, catalog: pd.DataFrame, fits: dict, sweeps: dict, dia
 
 def _description(plan: Plan) -> str:
     """The campaign's description, read from the campaign file the plan was made from."""
-    import yaml
+    from faxflow.config import read_campaign_file
+    from faxflow.errors import ConfigError
 
     try:
-        data = yaml.safe_load(Path(plan.campaign_path).read_text())
-    except (OSError, yaml.YAMLError):
+        data = read_campaign_file(plan.campaign_path)
+    except ConfigError:
         return ""
     return str(data.get("description") or "") if isinstance(data, dict) else ""

@@ -268,8 +268,16 @@ def collect_variant(plan_info: dict, variant: str, cluster: dict, specs: list[di
 
 
 # -- report ----------------------------------------------------------------------------------------------
+#: What a report run leaves next to each other (``faxflow.report.report_files``), pulled back from the cluster.
+REPORT_SUFFIXES = (".html", ".json")
+
+
 def campaign_report(plan_info: dict, collected: dict[str, Any], cluster: dict) -> dict:
-    """Write the campaign report (``faxflow report``) and a JSON summary of the run; return their paths."""
+    """Build catalog + report with ``faxflow report`` where the outputs are; write the run summary.
+
+    Slurm runs build them on the cluster and pull back only the report, its summary and the catalog.
+    The fit table goes to the task log; the returned ``report`` path feeds the "Campaign report" link.
+    """
     from faxflow.plan import run_tag
 
     local_dir = Path(plan_info["local_root"]) / plan_info["campaign"]
@@ -281,29 +289,41 @@ def campaign_report(plan_info: dict, collected: dict[str, Any], cluster: dict) -
                               "variants": {name: collected.get(name) for name in plan_info["variants"]},
                               "manifest": plan_info["manifest"], "summary": str(summary_path), "report": None}
     if not plan_info["dry_run"] and any(collected.values()):
-        args = ["report", "--manifest", plan_info["manifest"], "--digest", plan_info["manifest_digest"],
-                "--output-root", plan_info["output_root"]]
         if cluster["backend"] == "local":
+            args = ["report", "--manifest", plan_info["manifest"], "--digest", plan_info["manifest_digest"],
+                    "--output-root", plan_info["output_root"]]
             code, out, err = _run_faxflow(cluster, args)
-            report = out.strip().splitlines()[-1] if code == 0 and out.strip() else None
+            report = _report_path(code, out, err)
         else:
-            result["report"] = _remote_report(plan_info, cluster, local_dir)
-            report = result["report"]
-            code, err = 0, ""
-        if code != 0 or not report:
-            raise AirflowException(f"faxflow report failed (exit {code}): {err.strip()[-1500:]}")
+            report = _remote_report(plan_info, cluster, local_dir)
         result["report"] = str(report)
+        run_summary = json.loads(report.with_suffix(".json").read_text())
+        result["measured"] = run_summary["totals"]
+        result["catalog"] = str(local_dir / Path(run_summary["catalog"]).name)
     summary_path.write_text(json.dumps(result, indent=1, sort_keys=True, default=str))
     print(f"campaign summary: {summary_path}")
     if result["report"]:
         print(f"campaign report: {result['report']}")
+        print(f"CPU-hours used: {result['measured']['cpu_hours']:.4g} ({result['measured']['cpu_source']} time)")
     for name, variant in result["variants"].items():
         if variant:
             print(f"  {name}: {variant.get('events_out')}/{variant.get('events_in')} events -> {variant.get('merged')}")
     return result
 
 
-def _remote_report(plan_info: dict, cluster: dict, local_dir: Path) -> str:
+def _report_path(code: int, out: str, err: str) -> Path:
+    """Print ``faxflow report``'s output (the fit table) and return the report it names on its last line."""
+    lines = [line for line in out.splitlines() if line.strip()]
+    if code != 0 or not lines:
+        detail = (err or out).strip()[-1500:]
+        if code in _FAIL_FAST:
+            raise AirflowFailException(f"faxflow report failed (exit {code}): {detail}")
+        raise AirflowException(f"faxflow report failed (exit {code}): {detail}")
+    print("\n".join(lines[:-1]))
+    return Path(lines[-1].strip())
+
+
+def _remote_report(plan_info: dict, cluster: dict, local_dir: Path) -> Path:
     from faxflow.slurm.client import SlurmClient
     from faxflow.slurm.script import RemoteLayout
 
@@ -315,13 +335,13 @@ def _remote_report(plan_info: dict, cluster: dict, local_dir: Path) -> str:
         code, out, err = _run_faxflow(cluster, ["report", "--manifest", manifest, "--digest",
                                                 plan_info["manifest_digest"], "--output-root", output_root],
                                       python_env, client)
-        lines = [line.strip() for line in out.splitlines() if line.strip()]
-        if code != 0 or not lines:
-            raise AirflowException(f"remote faxflow report failed (exit {code}): {err.strip()[-1500:]}")
-        remote_md = commands.check_path(lines[-1])
-        copied = local_dir / Path(remote_md).name
-        for remote in (remote_md, remote_md[:-3] + ".png"):
-            data = client.read_bytes(remote)
-            if data is not None:
-                (local_dir / Path(remote).name).write_bytes(data)
-    return str(copied)
+        remote = _report_path(code, out, err)
+        remote_html = commands.check_path(str(remote))
+        remote_summary = json.loads(client.read_bytes(remote_html[:-len(".html")] + ".json") or b"{}")
+        pulled = [remote_html[:-len(".html")] + suffix for suffix in REPORT_SUFFIXES]
+        for path in [*pulled, commands.check_path(remote_summary.get("catalog", ""))]:
+            data = client.read_bytes(path, max_bytes=256 * 1024 * 1024)
+            if data is None:
+                raise AirflowException(f"the cluster's report run left no {path}")
+            (local_dir / Path(path).name).write_bytes(data)
+    return local_dir / Path(remote_html).name
