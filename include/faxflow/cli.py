@@ -133,6 +133,19 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_warm(args) -> int:
+    from faxflow.engines.builtin import kernel_cache
+
+    directory = kernel_cache.use(Path(args.cache_dir) if args.cache_dir else None)
+    was_warm = kernel_cache.is_warm(directory)
+    seconds = kernel_cache.warm(directory)
+    if was_warm:
+        print(f"kernels already warm in {directory} (loaded in {seconds:.1f} s)")
+    else:
+        print(f"kernels compiled in {seconds:.1f} s into {directory}")
+    return 0
+
+
 def cmd_docs(args) -> int:
     from faxflow.docs import render_configuration_reference
 
@@ -208,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--output", default="docs/configuration.md")
     docs.add_argument("--check", action="store_true", help="fail if the file is out of date")
     docs.set_defaults(func=cmd_docs)
+    warm = commands.add_parser("warm", help="compile the builtin engine's kernels into the kernel cache")
+    warm.add_argument("--cache-dir", help="kernel cache base directory (default: $FAXFLOW_KERNEL_CACHE, "
+                                          "else ~/.cache/faxflow/kernels)")
+    warm.set_defaults(func=cmd_warm)
     commands.add_parser("version", help="print the faxflow version").set_defaults(
         func=lambda args: print(__version__) or 0)
     return parser
