@@ -428,3 +428,51 @@ def test_names_have_one_rule():
         commands.check_name(job_name + "j")
     with pytest.raises(ValueError):
         commands.check_path("/a/../b")
+
+
+# --------------------------------------------------------------------------------------------
+# a full disk: every OSError is an I/O failure and the job still prints its summary
+
+
+def _small_file_limit(limit_bytes):
+    def apply():
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit then fail with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    return apply
+
+
+def test_full_disk_during_a_job_is_an_io_failure_with_a_summary(tmp_path):
+    import subprocess
+    import sys
+
+    from faxflow.manifest import write_manifest
+    from faxflow.plan import make_plan
+
+    config = campaign_file(tmp_path, {"name": "full", "number_job": 1, "number_event_per_job": 3,
+                                      "s2_afterpulse": False})
+    plan = make_plan(load_campaign(config), output_root=str(tmp_path / "out"))
+    slice_path, digest = write_manifest(plan, tmp_path / "manifests").slices[0]
+    result = subprocess.run([sys.executable, "-m", "faxflow.cli", "job", "--manifest", str(slice_path),
+                             "--digest", digest, "--group", "0"], capture_output=True, text=True, timeout=300,
+                            preexec_fn=_small_file_limit(200))
+    assert result.returncode == errors.StorageError.exit_code, result.stderr
+    summary = json.loads(next(line for line in result.stdout.splitlines()
+                              if line.startswith("FAXFLOW_SUMMARY ")).removeprefix("FAXFLOW_SUMMARY "))
+    assert summary["exit_code"] == 5 and summary["failures"][0]["error_class"] == "io"
+    assert "File too large" in summary["failures"][0]["message"]
+    assert not list((tmp_path / "out").rglob("done/*/instructions.json"))
+
+
+def test_reliability_table_cites_existing_tests():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cited = re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", (root / "docs" / "reliability.md").read_text())
+    assert len(cited) > 40
+    missing = [f"{path}::{name}" for path, name in cited
+               if not (root / path).is_file() or f"def {name}(" not in (root / path).read_text()]
+    assert missing == []

@@ -511,7 +511,9 @@ def _sized(settings: dict, number_job: Optional[int], events: Optional[int]) -> 
 
 def _size_problems(sizes: list[dict], ceilings: dict[str, int]) -> list[str]:
     """Productions, events per production and total events against the ceilings (nothing is expanded)."""
-    problems = []
+    problems: list[str] = []
+    if not sizes:
+        return problems
     for key, ceiling in (("number_job", ceilings["max_productions_per_variant"]),
                          ("number_event_per_job", ceilings["max_events_per_production"])):
         worst = max((size[key] for size in sizes), default=0)
