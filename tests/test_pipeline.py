@@ -12,14 +12,16 @@ import pandas as pd
 import pytest
 
 from faxflow.config import load_campaign
-from faxflow.pipeline import STEPS, ProductionFiles, run_group
-from faxflow.plan import make_plan, write_manifest
+from faxflow.manifest import write_manifest
+from faxflow.pipeline import STEPS, run_group
+from faxflow.plan import make_plan
 
 CAMPAIGN = """
 name: pipe
 number_job: 3
 number_event_per_job: {events}
 s2_afterpulse: false
+raw: keep
 cluster: {{productions_per_job: 3}}
 variants:
   - name: v
@@ -35,13 +37,20 @@ def setup(tmp_path, events=20, extra=""):
 
 
 def files_of(plan, index=0):
+    from faxflow.pipeline import ProductionRunner
+
     variant = plan.variants[0]
-    return ProductionFiles(Path(plan.output_root) / variant.output_dir, variant.productions[index].id, "builtin")
+    return ProductionRunner(plan, variant, Path(plan.output_root)).files(variant.productions[index])
+
+
+def job_command(manifest, group=0):
+    path, digest = manifest.slices[group]
+    return [sys.executable, "-m", "faxflow.cli", "job", "--manifest", str(path), "--digest", digest,
+            "--group", str(group)]
 
 
 def faxflow_job(manifest, group=0, **kwargs):
-    return subprocess.run([sys.executable, "-m", "faxflow.cli", "job", "--manifest", str(manifest),
-                           "--group", str(group)], capture_output=True, text=True, **kwargs)
+    return subprocess.run(job_command(manifest, group), capture_output=True, text=True, **kwargs)
 
 
 def test_group_runs_all_steps_then_skips_them(tmp_path):
@@ -107,7 +116,7 @@ def test_failing_production_does_not_stop_its_group(tmp_path):
     retry = faxflow_job(manifest)
     assert retry.returncode == 0, retry.stdout + retry.stderr
     done = json.loads((broken.variant_dir / "groups" / "g0000.json").read_text())["productions"]
-    assert done[1]["steps_run"] == ["processing", "sort_truth", "minitrees", "merge"]
+    assert done[1]["steps_run"] == ["processing", "minitrees", "merge"]
     assert done[0]["steps_run"] == [] and done[2]["steps_run"] == []
 
 
@@ -121,8 +130,7 @@ def test_bad_input_has_its_own_exit_code(tmp_path):
 def test_killed_step_leaves_nothing_that_looks_complete_and_rerun_resumes(tmp_path):
     plan, manifest = setup(tmp_path, events=3000)
     files = files_of(plan)
-    process = subprocess.Popen([sys.executable, "-m", "faxflow.cli", "job", "--manifest", str(manifest),
-                                "--group", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    process = subprocess.Popen(job_command(manifest), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline:

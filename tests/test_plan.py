@@ -9,7 +9,7 @@ import pytest
 
 from faxflow.config import campaign_from_dict
 from faxflow.errors import BadInputError
-from faxflow.plan import format_dry_run, load_manifest, make_plan, write_manifest
+from faxflow.plan import format_dry_run, make_plan
 
 BASE = {"name": "camp", "number_job": 7, "number_event_per_job": 10,
         "cluster": {"productions_per_job": 3},
@@ -51,6 +51,32 @@ def test_variant_key_tracks_content_not_bookkeeping():
     assert plan_of().variant("a").output_dir == f"camp/a-{base}"
 
 
+def test_processing_only_variants_share_the_simulation_key():
+    raw = {**BASE, "variants": [{"name": "a"}, {"name": "p", "processing": {"s2_min_channels": 3}},
+                                {"name": "s", "physics": {"diffusion_constant_cm2_per_s": 20}}]}
+    plan = plan_of(raw)
+    a, p, s = (plan.variant(name) for name in "aps")
+    assert a.sim_key == p.sim_key != s.sim_key and a.sim_dir == p.sim_dir == f"camp/sim-{a.sim_key}"
+    assert a.key != p.key
+    assert [x.seed for x in a.productions] == [x.seed for x in p.productions]
+    kept = plan_of({**raw, "raw": "keep"}).variant("a")
+    assert kept.sim_key == a.sim_key and [x.seed for x in kept.productions] == [x.seed for x in a.productions]
+
+
+def test_different_seeds_never_share_a_directory():
+    first, second = plan_of().variant("a"), plan_of({**BASE, "seed": 1}).variant("a")
+    assert first.sim_dir != second.sim_dir and first.output_dir != second.output_dir
+    raw = {**BASE, "seed_policy": "per_run"}
+    one, two = plan_of(raw, run_id="r1").variant("a"), plan_of(raw, run_id="r2").variant("a")
+    assert one.sim_dir != two.sim_dir and one.output_dir != two.output_dir
+
+
+def test_colliding_production_ids_are_refused_naming_them():
+    raw = {**BASE, "number_job": 12, "production_id_format": "{index!s:.1}"}
+    with pytest.raises(BadInputError, match=r"production_id_format '\{index!s:.1\}' gives the same id .*\b1\b"):
+        plan_of(raw)
+
+
 def test_seed_policy_per_run_salts_with_the_run_id():
     raw = {**BASE, "seed_policy": "per_run"}
     one = plan_of(raw, run_id="r1").variant("a").productions[0].seed
@@ -69,41 +95,8 @@ def test_overrides_and_variant_subset():
         plan_of(variants=["zzz"])
 
 
-def test_manifest_is_content_addressed_and_frozen(tmp_path):
-    config = tmp_path / "camp.yaml"
-    config.write_text(json.dumps(BASE))
-    from faxflow.config import load_campaign
-
-    plan = make_plan(load_campaign(config), output_root=str(tmp_path / "out"))
-    path = write_manifest(plan, tmp_path / "manifests")
-    assert path.name.startswith("manifest-") and write_manifest(plan, tmp_path / "manifests") == path
-    config.write_text(json.dumps({**BASE, "number_event_per_job": 99}))  # edit after planning
-    assert load_manifest(path).to_dict() == plan.to_dict()
-    edited = make_plan(load_campaign(config), output_root=str(tmp_path / "out"))
-    assert write_manifest(edited, tmp_path / "manifests") != path
-    assert [p.name for p in (tmp_path / "manifests").iterdir() if p.name.startswith(".")] == []
-
-
-def test_manifest_from_another_version_is_refused(tmp_path):
+def test_dry_run_table():
     plan = plan_of()
-    data = plan.to_dict()
-    data["faxflow_version"] = "0.0.1"
-    path = tmp_path / "m.json"
-    path.write_text(json.dumps(data))
-    with pytest.raises(BadInputError, match="planned with faxflow 0.0.1"):
-        load_manifest(path)
-    data["manifest_version"] = 99
-    path.write_text(json.dumps(data))
-    with pytest.raises(BadInputError, match="format 99"):
-        load_manifest(path)
-    path.write_text("{not json")
-    with pytest.raises(BadInputError, match="cannot read manifest"):
-        load_manifest(path)
-
-
-def test_group_command_and_dry_run_table():
-    plan = plan_of()
-    assert plan.group_command(plan.groups[2], "m.json") == ["faxflow", "job", "--manifest", "m.json", "--group", "2"]
     table = format_dry_run(plan)
     assert "a " in table and "b " in table and "total" in table
     totals = plan.totals()
@@ -120,4 +113,5 @@ def test_cli_dry_run_writes_nothing(tmp_path):
     assert "total" in result.stdout and not out.exists()
     result = subprocess.run([sys.executable, "-m", "faxflow.cli", "plan", str(config), "--output-root", str(out)],
                             capture_output=True, text=True)
-    assert result.returncode == 0 and len(list((out / "camp" / "manifests").glob("manifest-*.json"))) == 1
+    assert result.returncode == 0 and len(list((out / "camp" / "manifests").glob("plan-*/index.json"))) == 1
+    assert "digest: " in result.stdout

@@ -68,11 +68,15 @@ def cmd_run(args) -> int:
 
 def cmd_job(args) -> int:
     from faxflow.manifest import load_slice
-    from faxflow.pipeline import run_group, summary_line
+    from faxflow.pipeline import failed_summary, run_group, summary_line
 
     plan = load_slice(args.manifest, args.digest)
-    group = plan.groups[0].index if args.group is None else args.group
-    summary = run_group(plan, group, args.output_root, force=args.force)
+    group = plan.group(plan.groups[0].index if args.group is None else args.group).index
+    try:
+        summary = run_group(plan, group, args.output_root, force=args.force)
+    except (FaxflowError, OSError) as error:
+        summary = failed_summary(plan, group, error)
+        print(f"faxflow: {summary['failures'][0]['error_class']} error: {error}", file=sys.stderr)
     print(summary_line(summary), flush=True)
     return summary["exit_code"]
 
@@ -123,6 +127,15 @@ def cmd_check_manifest(args) -> int:
     plan = load_manifest(args.manifest, args.digest)
     print(f"ok: manifest of campaign {plan.campaign}, faxflow {plan.faxflow_version}, "
           f"{len(plan.variants)} variant(s), {len(plan.groups)} group(s)")
+    return 0
+
+
+def cmd_raw(args) -> int:
+    from faxflow.manifest import load_manifest
+    from faxflow.pipeline import regenerate_raw_file
+
+    plan = load_manifest(args.manifest, args.digest)
+    print(regenerate_raw_file(plan, args.production, args.output, args.output_root))
     return 0
 
 
@@ -215,6 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("manifest", help="an index.json or a group slice")
     check.add_argument("--digest", required=True, help="its sha256, as recorded by the planner")
     check.set_defaults(func=cmd_check_manifest)
+
+    raw = commands.add_parser("raw", help="regenerate one production's raw data (byte-identical, from its seed)")
+    raw.add_argument("production", help="production id")
+    raw.add_argument("--manifest", required=True, help="the plan's index.json or the production's group slice")
+    raw.add_argument("--digest", required=True, help="its sha256, as recorded by the planner")
+    raw.add_argument("--output", type=Path, help="where to write it (default: ./<sim name>.npz)")
+    raw.add_argument("--output-root", help="override the manifest's output root")
+    raw.set_defaults(func=cmd_raw)
 
     commands.add_parser("schema", help="print the campaign JSON schema").set_defaults(func=cmd_schema)
     docs = commands.add_parser("docs", help="write the configuration reference from the schema")

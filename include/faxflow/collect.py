@@ -23,14 +23,16 @@ def collect_variant(plan: Plan, variant_name: str, output_root: Optional[Path] =
     import pyarrow.parquet as pq
 
     variant = plan.variant(variant_name)
-    variant_dir = Path(output_root or plan.output_root) / variant.output_dir
+    root = Path(output_root or plan.output_root)
+    variant_dir, sim_dir = root / variant.output_dir, root / variant.sim_dir
     tables, productions = [], []
     for production in variant.productions:
-        files = ProductionFiles(variant_dir, production.id, variant.settings["engine"])
+        files = ProductionFiles(variant_dir, sim_dir, production.id, production.sim_name, variant.settings["engine"])
         record = read_record(files.done_record("merge"))
         complete = record is not None and record_is_valid(
             record, [files.minitrees, files.truth_sorted], [files.merged],
-            {"production": production.id, "seed": production.seed, "variant_key": variant.key})
+            {"production": production.id, "seed": production.seed, "proc_key": variant.key,
+             "sim_key": variant.sim_key})
         events_out = 0
         if complete:
             table = pd.read_parquet(files.merged)
@@ -49,6 +51,7 @@ def collect_variant(plan: Plan, variant_name: str, output_root: Optional[Path] =
         os.replace(tmp.name, merged_path)
     summary = {
         "campaign": plan.campaign, "run_id": plan.run_id, "variant": variant.name, "key": variant.key,
+        "sim_key": variant.sim_key, "sim_dir": str(sim_dir),
         "productions": len(productions), "productions_ok": len(ok),
         "failed": [p["id"] for p in productions if not p["complete"]],
         "events_in": sum(p["events_in"] for p in productions),

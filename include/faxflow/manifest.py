@@ -194,7 +194,7 @@ def _variant(header: dict, entry, path: Path) -> dict:
     where = f"{path}: variant {name}"
     settings = entry.get("settings")
     try:
-        ProductionSettings.model_validate(settings)
+        ProductionSettings.model_validate_json(json.dumps(settings))
     except ValidationError as error:
         first = error.errors()[0]
         raise ManifestError(f"{where}: settings.{'.'.join(map(str, first['loc']))}: "
