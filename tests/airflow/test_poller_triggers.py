@@ -96,12 +96,97 @@ def test_trigger_rejects_bad_job_id():
 
 def test_local_trigger(tmp_path):
     from faxflow.airflow.local_jobs import kill_local_job, launch
-    import sys
 
     job = launch(["version"], log_dir=tmp_path, name="ff_local_g0000")
-    trigger = triggers.LocalJobTrigger(job.exit_file, job.pid, "ff_local_g0000", poll_interval=0.05,
-                                       max_wait_seconds=60)
+    trigger = triggers.LocalJobTrigger(job.exit_file, job.pid, job.heartbeat_file, "ff_local_g0000",
+                                       poll_interval=0.05, max_wait_seconds=60,
+                                       log_paths={"stdout": job.stdout})
+    event = asyncio.run(_collect(trigger))
+    assert event["status"] == "done" and event["state"] == "COMPLETED" and event["logs_streamed"]
+    assert open(job.stdout).read().strip()
+    kill_local_job(job.pid, job.exit_file)  # already gone: no error
+
+
+def _local_trigger(tmp_path, **kwargs):
+    exit_file, heartbeat = tmp_path / "job.exit", tmp_path / "job.heartbeat"
+    heartbeat.touch()
+    # a pid no process here has: liveness must come from the files alone (another PID namespace)
+    trigger = triggers.LocalJobTrigger(str(exit_file), 4_000_000, str(heartbeat), "ff_ns_g0000",
+                                       poll_interval=0.05, max_wait_seconds=30, **kwargs)
+    return trigger, exit_file, heartbeat
+
+
+def test_local_job_in_another_pid_namespace_is_not_lost(tmp_path):
+    import threading
+    import time
+
+    trigger, exit_file, heartbeat = _local_trigger(tmp_path)
+
+    def job():
+        for _ in range(10):
+            heartbeat.touch()
+            time.sleep(0.1)
+        exit_file.write_text("0\n")
+
+    threading.Thread(target=job).start()
     event = asyncio.run(_collect(trigger))
     assert event["status"] == "done" and event["state"] == "COMPLETED"
-    assert open(job.stdout).read().strip()
-    kill_local_job(job.pid)  # already gone: no error
+
+
+def test_local_job_with_a_stale_heartbeat_is_lost(tmp_path):
+    import os
+
+    trigger, _, heartbeat = _local_trigger(tmp_path)
+    old = os.stat(heartbeat).st_mtime - 3600
+    os.utime(heartbeat, (old, old))
+    event = asyncio.run(_collect(trigger))
+    assert event["status"] == "lost" and "heartbeat" in event["message"]
+
+
+def test_job_log_lines_reach_the_task_log_while_it_runs_once(tmp_path):
+    import threading
+    import time
+
+    from structlog.testing import capture_logs
+
+    log = tmp_path / "job.out"
+    log.write_text("")
+    trigger, exit_file, heartbeat = _local_trigger(tmp_path, log_paths={"stdout": str(log)})
+    seen_before_end = []
+
+    def lines(captured):
+        return [str(entry.get("event")) for entry in captured if "[job ff_ns_g0000 stdout]" in str(entry.get("event"))]
+
+    with capture_logs() as captured:
+        def job():
+            with open(log, "a") as out:
+                for number in range(3):
+                    out.write(f'FAXFLOW_PROGRESS {{"group": 0, "done": {number + 1}, "total": 3}}\n')
+                    out.flush()
+                    time.sleep(0.3)
+            seen_before_end.extend(lines(captured))
+            with open(log, "a") as out:
+                out.write("last line without newline")
+            exit_file.write_text("0\n")
+
+        threading.Thread(target=job).start()
+        event = asyncio.run(_collect(trigger))
+    assert event["logs_streamed"]
+    assert len(seen_before_end) >= 2  # progress shown while the job was still running
+    assert [line.split("] ", 1)[1] for line in lines(captured)] == [
+        'FAXFLOW_PROGRESS {"group": 0, "done": 1, "total": 3}', 'FAXFLOW_PROGRESS {"group": 0, "done": 2, "total": 3}',
+        'FAXFLOW_PROGRESS {"group": 0, "done": 3, "total": 3}', "last line without newline"]  # each once
+
+
+def test_kill_refuses_a_pid_that_is_not_the_jobs_wrapper(tmp_path):
+    import subprocess
+
+    from faxflow.airflow.local_jobs import kill_local_job
+
+    other = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        kill_local_job(other.pid, str(tmp_path / "some.exit"))
+        assert other.poll() is None  # same pid number, but not our job: left alone
+    finally:
+        other.kill()
+        other.wait()

@@ -3,6 +3,12 @@
 A group runs as ``sh -c '<faxflow job …> >OUT 2>ERR; echo $? >EXIT.tmp && mv EXIT.tmp EXIT'`` in its own
 session, so the Airflow task can defer (and give its worker slot back) while the group runs, exactly
 like a Slurm job; :class:`~faxflow.airflow.triggers.LocalJobTrigger` waits for the exit file.
+
+Whether a job still runs is told by files only, never by its pid: the wrapper touches a heartbeat file
+every :data:`HEARTBEAT_SECONDS`, so a triggerer or worker in another PID namespace (another container,
+``unshare --pid``) sees the same truth. A job whose heartbeat is older than :data:`HEARTBEAT_STALE_SECONDS`
+and that wrote no exit code is lost. The pid is used only to cancel, after checking that it really is
+this job's wrapper.
 """
 
 from __future__ import annotations
@@ -21,12 +27,19 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 
+#: How often a running local job touches its heartbeat file.
+HEARTBEAT_SECONDS = 5
+#: A heartbeat this old (and no exit code) means the job is gone (machine reboot, killed wrapper).
+HEARTBEAT_STALE_SECONDS = 6 * HEARTBEAT_SECONDS
+
+
 @dataclass(frozen=True)
 class LocalJob:
     pid: int
     stdout: str
     stderr: str
     exit_file: str
+    heartbeat_file: str
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,15 +65,18 @@ def launch(args: Sequence[str], *, log_dir: Path, name: str) -> LocalJob:
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     stem = log_dir / f"{name}.{time.strftime('%Y%m%dT%H%M%S')}.{uuid.uuid4().hex[:6]}"
-    out, err, exit_file = (f"{stem}.out", f"{stem}.err", f"{stem}.exit")
+    out, err, exit_file, heartbeat = (f"{stem}.out", f"{stem}.err", f"{stem}.exit", f"{stem}.heartbeat")
+    Path(heartbeat).touch()
     command = " ".join(shlex.quote(part) for part in [*faxflow_command(), *args])
-    script = (f"{command} >{shlex.quote(out)} 2>{shlex.quote(err)}; "
-              f"echo $? >{shlex.quote(exit_file + '.tmp')} && mv {shlex.quote(exit_file + '.tmp')} "
+    beat = shlex.quote(heartbeat)
+    script = (f"(while :; do touch {beat}; sleep {HEARTBEAT_SECONDS}; done) & beat=$!; "
+              f"{command} >{shlex.quote(out)} 2>{shlex.quote(err)}; code=$?; kill $beat; "
+              f"echo $code >{shlex.quote(exit_file + '.tmp')} && mv {shlex.quote(exit_file + '.tmp')} "
               f"{shlex.quote(exit_file)}")
     process = subprocess.Popen(["/bin/sh", "-c", script], start_new_session=True, stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)
     threading.Thread(target=process.wait, daemon=True, name=f"reap-{process.pid}").start()
-    return LocalJob(pid=process.pid, stdout=out, stderr=err, exit_file=exit_file)
+    return LocalJob(pid=process.pid, stdout=out, stderr=err, exit_file=exit_file, heartbeat_file=heartbeat)
 
 
 def read_exit_code(exit_file: str) -> Optional[int]:
@@ -85,8 +101,31 @@ def local_job_event(exit_file: str, pid: int, job_name: str) -> Optional[dict]:
             "message": f"local job ended with exit code {code}"}
 
 
-def kill_local_job(pid: int, grace_seconds: float = 5.0) -> None:
-    """SIGTERM the job's process group, SIGKILL after a grace period (only our own session leader's group)."""
+def heartbeat_fresh(heartbeat_file: str, now: Optional[float] = None) -> bool:
+    """True while the job's wrapper keeps touching its heartbeat file."""
+    try:
+        age = (time.time() if now is None else now) - os.stat(heartbeat_file).st_mtime
+    except OSError:
+        return False
+    return age <= HEARTBEAT_STALE_SECONDS
+
+
+def _is_wrapper_of(pid: int, exit_file: str) -> bool:
+    """Is ``pid`` (in this PID namespace) the wrapper that will write ``exit_file``?"""
+    try:
+        return exit_file.encode() in Path(f"/proc/{int(pid)}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def kill_local_job(pid: int, exit_file: str, grace_seconds: float = 5.0) -> None:
+    """SIGTERM the job's process group, SIGKILL after a grace period.
+
+    Only a session leader whose command line is this job's wrapper is signalled: in another PID namespace
+    the same number may be someone else's process.
+    """
+    if not _is_wrapper_of(pid, exit_file):
+        return
     try:
         group = os.getpgid(pid)
     except ProcessLookupError:

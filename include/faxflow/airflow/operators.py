@@ -101,7 +101,8 @@ class _SlurmBackend:
                                poll_interval=interval,
                                missing_grace_seconds=self.op.missing_grace_seconds or max(120.0, 4 * interval),
                                max_bad_answers=self.op.max_bad_answers, max_wait_seconds=self.op.max_wait_seconds,
-                               command_timeout=self.op.command_timeout)
+                               command_timeout=self.op.command_timeout,
+                               log_paths={"stdout": job["stdout"], "stderr": job["stderr"]})
 
     def tail(self, path: str, lines: int) -> str:
         return self.client.tail(path, lines)
@@ -123,13 +124,13 @@ class _LocalBackend:
         pass
 
     def status_event(self, job: dict) -> Optional[dict]:
-        from faxflow.airflow.local_jobs import local_job_event
-        from faxflow.airflow.triggers import _pid_alive
+        from faxflow.airflow.local_jobs import heartbeat_fresh, local_job_event
 
         event = local_job_event(job["exit_file"], int(job["pid"]), job["job_name"])
         if event is not None:
             return event
-        return {"status": "active", "state": "RUNNING"} if _pid_alive(int(job["pid"])) else None
+        alive = heartbeat_fresh(job.get("heartbeat_file", ""))
+        return {"status": "active", "state": "RUNNING"} if alive else None
 
     def find_live(self) -> Optional[str]:
         return None  # a local job is only known through the stored pid
@@ -150,9 +151,10 @@ class _LocalBackend:
     def trigger(self, job: dict):
         from faxflow.airflow.triggers import LocalJobTrigger
 
-        return LocalJobTrigger(exit_file=job["exit_file"], pid=int(job["pid"]), job_name=job["job_name"],
-                               poll_interval=min(self.op.poll_interval, 1.0),
-                               max_wait_seconds=self.op.max_wait_seconds)
+        return LocalJobTrigger(exit_file=job["exit_file"], pid=int(job["pid"]), heartbeat_file=job["heartbeat_file"],
+                               job_name=job["job_name"], poll_interval=min(self.op.poll_interval, 1.0),
+                               max_wait_seconds=self.op.max_wait_seconds,
+                               log_paths={"stdout": job["stdout"], "stderr": job["stderr"]})
 
     def tail(self, path: str, lines: int) -> str:
         try:
@@ -173,7 +175,7 @@ class _LocalBackend:
     def cancel(self, job: dict) -> None:
         from faxflow.airflow.local_jobs import kill_local_job
 
-        kill_local_job(int(job["pid"]))
+        kill_local_job(int(job["pid"]), job["exit_file"])
 
 
 def _slurm_minutes(minutes: int) -> str:
@@ -291,7 +293,7 @@ class FaxflowGroupOperator(BaseOperator):
 
     def _evaluate(self, context, backend, store: _Store, job: dict, event: dict) -> dict:
         status = event.get("status")
-        self._log_outputs(backend, job)
+        self._log_outputs(backend, job, job_logs_shown=bool(event.get("logs_streamed")))
         if status in ("error", "timeout"):
             raise AirflowException(f"lost track of job {job.get('job_id')}: {event.get('message')}; "
                                    "the retry re-attaches if it is still running")
@@ -322,10 +324,11 @@ class FaxflowGroupOperator(BaseOperator):
     def _group_json(self) -> str:
         return f"{self.spec['variant_dir']}/groups/g{int(self.spec['group']):04d}.json"
 
-    def _log_outputs(self, backend, job: dict) -> None:
-        """Copy the end of the job's stdout/stderr and of failed productions' logs into the task log."""
+    def _log_outputs(self, backend, job: dict, job_logs_shown: bool = False) -> None:
+        """Copy the end of the job's stdout/stderr (unless the trigger already copied all of it) and of
+        failed productions' logs into the task log."""
         lines = self.log_tail_lines
-        for label in ("stdout", "stderr"):
+        for label in () if job_logs_shown else ("stdout", "stderr"):
             path = job.get(label)
             if not path:
                 continue

@@ -5,6 +5,11 @@ knows for ``missing_grace_seconds`` is reported ``lost``, ``max_bad_answers`` fa
 in a row end the wait with ``error``, and ``max_wait_seconds`` caps the whole wait. All Slurm triggers of
 one SSH connection in a triggerer share one poller (:mod:`faxflow.slurm.poller`): one ``sacct`` per
 interval for every watched job.
+
+While a job runs, both triggers copy the new lines of its stdout/stderr into the task log (progress lines
+``FAXFLOW_PROGRESS …``, kernel compilation), at most :data:`LOG_CHUNK_BYTES` per file and poll. When the
+job ends they copy the rest and say so in the event (``logs_streamed``), so the operator does not print
+the same lines again.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shlex
 import time
-from pathlib import Path
 from typing import Any, AsyncIterator, Optional
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -23,6 +28,61 @@ from faxflow.slurm import poller as shared_poller
 
 logging.getLogger("asyncssh").setLevel(logging.WARNING)
 log = logging.getLogger(__name__)
+
+
+#: Most bytes of one log file copied per poll (a chatty job is shown in pieces, never blocks the loop).
+LOG_CHUNK_BYTES = 64 * 1024
+
+
+class LogFollower:
+    """Follows a job's log files by byte offset and hands out complete new lines.
+
+    :param paths: label (``stdout``/``stderr``) → file path
+    :param read: ``await read(path, offset, limit) -> bytes`` (empty if the file does not exist yet)
+    :param emit: called with ``(label, line)`` for every new line
+    """
+
+    def __init__(self, paths: dict[str, str], read, emit):
+        self.paths = {label: path for label, path in (paths or {}).items() if path}
+        self.offsets = {label: 0 for label in self.paths}
+        self._read = read
+        self._emit = emit
+
+    async def follow(self, final: bool = False) -> None:
+        """Copy new complete lines; with ``final`` also the last line without a newline, until files end."""
+        for label, path in self.paths.items():
+            while True:
+                data = await self._read(path, self.offsets[label], LOG_CHUNK_BYTES)
+                complete = data if final and len(data) < LOG_CHUNK_BYTES else data[:data.rfind(b"\n") + 1]
+                for line in complete.decode("utf-8", "replace").splitlines():
+                    self._emit(label, line)
+                self.offsets[label] += len(complete)
+                if not final or len(data) < LOG_CHUNK_BYTES or not complete:
+                    break
+
+
+def remote_log_reader(run):
+    """A :class:`LogFollower` reader over SSH: ``run(command) -> CommandResult`` of the shared connection."""
+
+    async def read(path: str, offset: int, limit: int) -> bytes:
+        quoted = shlex.quote(commands.check_path(path))
+        result = await run(f"if [ -f {quoted} ]; then tail -c +{int(offset) + 1} -- {quoted} | head -c {int(limit)}; fi")
+        return result.stdout.encode("utf-8") if result.ok else b""
+
+    return read
+
+
+def _read_local(path: str, offset: int, limit: int) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(limit)
+    except OSError:
+        return b""
+
+
+async def local_log_reader(path: str, offset: int, limit: int) -> bytes:
+    return await asyncio.to_thread(_read_local, path, offset, limit)
 
 
 def _default_connector(ssh_conn_id: str, command_timeout: float):
@@ -45,12 +105,15 @@ class SlurmJobTrigger(BaseTrigger):
     :param max_bad_answers: consecutive failed or unparsable polls before giving up
     :param max_wait_seconds: give up after this long (None: no cap besides the others)
     :param command_timeout: seconds for one status query
+    :param log_paths: label → remote log file of the job, copied into the task log while it runs
     """
 
     def __init__(self, ssh_conn_id: str, job_id: str, job_name: str = "", poll_interval: float = 30.0,
                  missing_grace_seconds: float = 300.0, max_bad_answers: int = 5,
-                 max_wait_seconds: Optional[float] = None, command_timeout: float = 120.0):
+                 max_wait_seconds: Optional[float] = None, command_timeout: float = 120.0,
+                 log_paths: Optional[dict[str, str]] = None):
         super().__init__()
+        self.log_paths = dict(log_paths or {})
         self.ssh_conn_id = ssh_conn_id
         self.job_id = commands.check_job_id(job_id)
         self.job_name = job_name
@@ -65,7 +128,7 @@ class SlurmJobTrigger(BaseTrigger):
             "ssh_conn_id": self.ssh_conn_id, "job_id": self.job_id, "job_name": self.job_name,
             "poll_interval": self.poll_interval, "missing_grace_seconds": self.missing_grace_seconds,
             "max_bad_answers": self.max_bad_answers, "max_wait_seconds": self.max_wait_seconds,
-            "command_timeout": self.command_timeout})
+            "command_timeout": self.command_timeout, "log_paths": self.log_paths})
 
     def _event(self, status: str, message: str, job: Optional[dict] = None) -> TriggerEvent:
         payload = {"status": status, "job_id": self.job_id, "job_name": self.job_name, "message": message}
@@ -74,14 +137,32 @@ class SlurmJobTrigger(BaseTrigger):
                            elapsed=job["elapsed"], reason=job["reason"], source=job["source"])
         return TriggerEvent(payload)
 
+    def _log_line(self, label: str, line: str) -> None:
+        self.log.info("[job %s %s] %s", self.job_id, label, line)
+
+    async def _follow(self, follower: Optional[LogFollower], final: bool = False) -> bool:
+        """Copy new log lines; False if the files could not be read (they are then printed at the end)."""
+        if follower is None:
+            return False
+        try:
+            await follower.follow(final)
+            return True
+        except Exception as error:  # noqa: BLE001 - the log copy is best effort, the job state is what counts
+            self.log.debug("job %s: could not read its log: %s", self.job_id, error)
+            return False
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
         missing_since: Optional[float] = None
         bad = 0
         last_state = None
         connect = connector(self.ssh_conn_id, self.command_timeout)
+        follower = None
         async for result in shared_poller.watch(self.ssh_conn_id, self.job_id, connect,
                                                 interval=self.poll_interval, command_timeout=self.command_timeout):
+            if follower is None and self.log_paths:
+                poller = shared_poller.get_poller(self.ssh_conn_id, connect, command_timeout=self.command_timeout)
+                follower = LogFollower(self.log_paths, remote_log_reader(poller.run), self._log_line)
             now = time.monotonic()
             if self.max_wait_seconds is not None and now - started > self.max_wait_seconds:
                 yield self._event("timeout", f"still {last_state or 'unknown'} after {self.max_wait_seconds:.0f} s")
@@ -110,8 +191,13 @@ class SlurmJobTrigger(BaseTrigger):
                               f" ({status.reason})" if status.reason and status.reason != "None" else "")
                 last_state = status.state.value
             if status.state.terminal:
-                yield self._event("done", f"job ended {status.state.value}", status.to_dict())
+                streamed = await self._follow(follower, final=True)
+                event = self._event("done", f"job ended {status.state.value}", status.to_dict())
+                event.payload["logs_streamed"] = streamed
+                yield event
                 return
+            if status.state.value == "RUNNING":
+                await self._follow(follower)
 
     async def on_kill(self) -> None:
         """The user marked/cleared the deferred task: cancel the Slurm job."""
@@ -124,33 +210,24 @@ class SlurmJobTrigger(BaseTrigger):
             await runner.close()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
-
 class LocalJobTrigger(BaseTrigger):
     """Wait for a local ``faxflow job`` process to write its exit-code file.
 
     :param exit_file: file the wrapper writes the exit code to (atomically) when the job ends
-    :param pid: process id of the wrapper (session leader), for "lost" detection and cancellation
+    :param pid: process id of the wrapper (session leader), for cancellation only
+    :param heartbeat_file: file the wrapper touches while it runs (liveness, whatever the PID namespace)
     :param job_name: for the log
     :param poll_interval: seconds between checks
     :param max_wait_seconds: give up after this long
+    :param log_paths: label → log file of the job, copied into the task log while it runs
     """
 
-    def __init__(self, exit_file: str, pid: int, job_name: str = "", poll_interval: float = 1.0,
-                 max_wait_seconds: Optional[float] = None):
+    def __init__(self, exit_file: str, pid: int, heartbeat_file: str, job_name: str = "",
+                 poll_interval: float = 1.0, max_wait_seconds: Optional[float] = None,
+                 log_paths: Optional[dict[str, str]] = None):
         super().__init__()
+        self.log_paths = dict(log_paths or {})
+        self.heartbeat_file = heartbeat_file
         self.exit_file = exit_file
         self.pid = int(pid)
         self.job_name = job_name
@@ -159,25 +236,30 @@ class LocalJobTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return ("faxflow.airflow.triggers.LocalJobTrigger", {
-            "exit_file": self.exit_file, "pid": self.pid, "job_name": self.job_name,
-            "poll_interval": self.poll_interval, "max_wait_seconds": self.max_wait_seconds})
+            "exit_file": self.exit_file, "pid": self.pid, "heartbeat_file": self.heartbeat_file,
+            "job_name": self.job_name,
+            "poll_interval": self.poll_interval, "max_wait_seconds": self.max_wait_seconds,
+            "log_paths": self.log_paths})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from faxflow.airflow.local_jobs import local_job_event
+        from faxflow.airflow.local_jobs import heartbeat_fresh, local_job_event
 
         started = time.monotonic()
-        gone_checks = 0
+        follower = LogFollower(self.log_paths, local_log_reader,
+                               lambda label, line: self.log.info("[job %s %s] %s", self.job_name, label, line))
         while True:
-            event = local_job_event(self.exit_file, self.pid, self.job_name)
+            event = await asyncio.to_thread(local_job_event, self.exit_file, self.pid, self.job_name)
             if event is not None:
-                yield TriggerEvent(event)
+                await follower.follow(final=True)
+                yield TriggerEvent({**event, "logs_streamed": True})
                 return
-            if not _pid_alive(self.pid) and not Path(self.exit_file).exists():
-                gone_checks += 1
-                if gone_checks >= 3:
-                    yield TriggerEvent({"status": "lost", "job_id": str(self.pid), "job_name": self.job_name,
-                                        "message": "the local job process ended without writing its exit code"})
-                    return
+            await follower.follow()
+            alive = await asyncio.to_thread(heartbeat_fresh, self.heartbeat_file)
+            if not alive and not await asyncio.to_thread(os.path.exists, self.exit_file):
+                yield TriggerEvent({"status": "lost", "job_id": str(self.pid), "job_name": self.job_name,
+                                    "message": f"the local job's heartbeat ({self.heartbeat_file}) stopped and it "
+                                               "wrote no exit code"})
+                return
             if self.max_wait_seconds is not None and time.monotonic() - started > self.max_wait_seconds:
                 yield TriggerEvent({"status": "timeout", "job_id": str(self.pid), "job_name": self.job_name,
                                     "message": f"still running after {self.max_wait_seconds:.0f} s"})
@@ -187,4 +269,4 @@ class LocalJobTrigger(BaseTrigger):
     async def on_kill(self) -> None:
         from faxflow.airflow.local_jobs import kill_local_job
 
-        kill_local_job(self.pid)
+        kill_local_job(self.pid, self.exit_file)

@@ -114,6 +114,13 @@ class SharedPoller:
         self.stats.commands += 1
         return await self._conn.run(command)
 
+    async def run(self, command: str) -> CommandResult:
+        """One extra command over the poller's connection (e.g. reading a job's log), opening it if needed."""
+        if self._conn is None:
+            self.stats.connects += 1
+            self._conn = await asyncio.wait_for(self._connect(), self.command_timeout)
+        return await asyncio.wait_for(self._conn.run(command), self.command_timeout)
+
     async def _poll_once(self, ids: list[str]) -> None:
         self.stats.rounds += 1
         before = self.stats.commands
