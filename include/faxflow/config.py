@@ -127,11 +127,13 @@ class FiducialVolume(StrictModel):
 
 
 class PaxOptions(StrictModel):
-    """How the ``pax`` engine runs paxer/hax on the cluster (never installed by faxflow)."""
+    """How the ``pax`` engine runs the real paxer/hax from a conda env (never installed by faxflow)."""
 
     conda_env: str = Field("pax_v6.8.0", description="conda env name or absolute path")
     conda_activate: str = Field("source activate", description="command that activates conda_env")
-    config_names: list[SafeName] = Field(default_factory=lambda: ["XENON1T", "SR1_parameters"])
+    config_names: list[SafeName] = Field(default_factory=lambda: ["XENON1T", "SR1_parameters"],
+                                         description="pax configs (pax/config/<name>.ini) for simulation and processing, "
+                                                     "in load order; SR0_parameters or SR1_parameters sets the period")
     config_string: str = Field("", description="extra paxer --config_string")
     timeout_seconds: int = Field(1800, gt=0, description="per paxer or hax call; a call still running is killed and the step fails")
     treemakers: list[Literal[HAX_TREEMAKERS]] = Field(

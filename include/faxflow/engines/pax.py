@@ -31,6 +31,8 @@ PROCESSING_SEED = 0
 PROCESSED_TREE = "tree"
 #: Characters paxer's --config_string parser rewrites (']' and ';' become newlines) or that end the quoted name.
 CONFIG_STRING_UNSAFE = set("];'\"\n\r\\")
+#: Commands and their full output are logged here; the pipeline sends it to the production's log.
+ENGINE_LOG = "faxflow.engine"
 #: How much of a failed command's output goes into the error message (all of it goes to the production log).
 ERROR_TAIL_LINES = 20
 
@@ -64,7 +66,7 @@ class PaxEngine:
     def versions(self) -> dict:
         """pax and hax versions of the env, asked once per engine (one engine per job)."""
         output = self._run(self.in_env("python", str(RUNNER), "versions"), "asking the pax env for versions",
-                           logging.getLogger("faxflow.pax"))
+                           logging.getLogger(ENGINE_LOG))
         try:
             found = json.loads(output.strip().splitlines()[-1])
             return {"pax": str(found["pax"]), "hax": str(found["hax"]), "conda_env": self.conda_env}
@@ -149,7 +151,7 @@ class PaxEngine:
         from faxflow.truth import read_truth_csv
 
         instructions = Path(instructions)
-        log = _production_log(instructions.stem)
+        log = logging.getLogger(ENGINE_LOG)
         config_dir = self.write_configs(instructions.absolute().parent.parent)
         events = instruction_events(instructions)
         self._run(self.simulation_command(instructions, truth_out, raw_out, seed=seed, config_dir=config_dir),
@@ -165,7 +167,7 @@ class PaxEngine:
 
     def process(self, raw: Path, processed_out: Path) -> StepCounts:
         raw = Path(raw)
-        log = _production_log(raw.name)
+        log = logging.getLogger(ENGINE_LOG)
         config_dir = self.write_configs(raw.absolute().parent.parent)
         events = raw_event_count(raw)
         self._run(self.processing_command(raw, processed_out, config_dir=config_dir), "paxer (processing)", log)
@@ -176,7 +178,7 @@ class PaxEngine:
         events = processed_event_count(processed)
         work = Path(minitrees_out).parent / "hax"
         work.mkdir(parents=True, exist_ok=True)
-        self._run(self.minitree_command(processed, work), "hax (minitrees)", _production_log(_stem(processed.name, ".root")))
+        self._run(self.minitree_command(processed, work), "hax (minitrees)", logging.getLogger(ENGINE_LOG))
         frame, groups = read_hax_tables(work, self.treemakers)
         missing = events - len(frame)
         if missing < 0 or missing > self.event_tolerance * events:
@@ -313,11 +315,6 @@ def _stem(path: Path, suffix: str) -> str:
 def _plain(text: str) -> str:
     """``text`` safe inside the double-quoted echo of the probe (for its message only)."""
     return "".join(c for c in text if c.isalnum() or c in " ._/-")
-
-
-def _production_log(production_id: str) -> logging.Logger:
-    """The production's log: the pipeline's logger of that production id (it writes logs/<id>.log)."""
-    return logging.getLogger(f"faxflow.production.{production_id}")
 
 
 def _log_output(log: logging.Logger, what: str, stdout: str, stderr: str) -> None:
