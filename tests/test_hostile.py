@@ -72,7 +72,8 @@ def test_duplicate_keys_name_file_and_both_lines(capsys, tmp_path):
 
 
 def test_duplicate_nested_keys_are_refused(capsys, tmp_path):
-    code, err, _ = validate(capsys, tmp_path, "name: c\nphysics:\n  electron_lifetime_us: 1\n  electron_lifetime_us: 2\n")
+    text = "name: c\nphysics:\n  electron_lifetime_us: 1\n  electron_lifetime_us: 2\n"
+    code, err, _ = validate(capsys, tmp_path, text)
     assert code == 2 and "line 4" in err and "duplicate key 'electron_lifetime_us'" in err
 
 
@@ -326,7 +327,8 @@ def test_plan_refuses_a_campaign_whose_table_is_missing(capsys, tmp_path):
     ({"name": "c", "cluster": {"remote_root": "/srv/../etc"}}, "cluster.remote_root: '/srv/../etc' must be"),
     ({"name": "c", "cluster": {"remote_root": "$HOME/$(id)"}}, "cluster.remote_root: '$HOME/$(id)' must be"),
     ({"name": "c", "nuber_job": 3}, "nuber_job: unknown key (allowed: "),
-    ({"name": "c", "limits": {"max_events": 3}}, "limits.max_events: unknown key (allowed: max_productions_per_variant"),
+    ({"name": "c", "limits": {"max_events": 3}},
+     "limits.max_events: unknown key (allowed: max_productions_per_variant"),
     ({"name": "c", "production_id_format": "{index}/{name}"}, "production_id_format: "),
 ])
 def test_names_and_keys(capsys, tmp_path, content, expected):

@@ -105,7 +105,8 @@ def test_csv_header_and_determinism(tmp_path):
     for mode in (True, False, "S1", "S2"):
         paths = []
         for name, seed in (("a", 11), ("b", 11), ("c", 12)):
-            paths.append(write_instructions(make({"correlated": mode}, n=50, seed=seed), tmp_path / f"{mode}{name}.csv"))
+            frame = make({"correlated": mode}, n=50, seed=seed)
+            paths.append(write_instructions(frame, tmp_path / f"{mode}{name}.csv"))
         first, second, other = (path.read_bytes() for path in paths)
         assert first == second
         assert first != other

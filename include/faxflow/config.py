@@ -19,8 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from faxflow import limits
 from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
-from faxflow.engines.pax_physics import (DEFAULT_TREEMAKERS, HAX_TREEMAKERS, PAX_PHYSICS_KEYS, PAX_PROCESSING_KEYS,
-                                      PERIOD_CONFIGS, unsupported_physics)
+from faxflow.engines.pax_physics import (
+    DEFAULT_TREEMAKERS,
+    HAX_TREEMAKERS,
+    PAX_PHYSICS_KEYS,
+    PAX_PROCESSING_KEYS,
+    PERIOD_CONFIGS,
+    unsupported_physics,
+)
 from faxflow.errors import ConfigError
 from faxflow.geometry import DEFAULT_FIDUCIAL_VOLUME, TPC_SIZE_CM
 from faxflow.names import DEFAULT_REMOTE_ROOT, SAFE_NAME, SAFE_NAME_HELP, check_remote_path, check_safe_name
@@ -72,7 +78,8 @@ class TableSource(StrictModel):
     """Instructions from a real-data table with columns event_number, x, y, z, cs1, cs2."""
 
     source: Literal["table"] = Field(description="instructions from a table of real events")
-    path: str = Field(description="CSV, Parquet or hax minitree ROOT file; relative paths are relative to the campaign file")
+    path: str = Field(description="CSV, Parquet or hax minitree ROOT file; relative paths are relative to the "
+                                  "campaign file")
     format: Literal["auto", "csv", "parquet", "root", "pickle"] = "auto"
     volume: Literal["tpc", "fiducial"] = Field("tpc", description="rows must lie inside the TPC or the fiducial volume")
     outside_rows: Literal["error", "drop"] = Field(
@@ -179,7 +186,8 @@ def pax_problems(settings: "ProductionSettings") -> list[str]:
 class ClusterSettings(StrictModel):
     """Where and how groups of productions run."""
 
-    backend: Literal["local", "slurm"] = Field("local", description="local: subprocesses on this machine; slurm: sbatch over SSH")
+    backend: Literal["local", "slurm"] = Field("local", description="local: subprocesses on this machine; "
+                                                                    "slurm: sbatch over SSH")
     ssh_conn_id: SafeName = Field("faxflow_cluster", description="Airflow connection id of the cluster login node")
     partition: Optional[SafeName] = Field(None, description="sbatch --partition")
     qos: Optional[SafeName] = Field(None, description="sbatch --qos")
@@ -192,7 +200,8 @@ class ClusterSettings(StrictModel):
     remote_root: str = Field(DEFAULT_REMOTE_ROOT, description="directory on the cluster for manifests, outputs, logs: "
                              "absolute, or under $HOME or $SCRATCH (resolved on the cluster)")
     python_env: Optional[str] = Field(None, description="venv or conda env directory on the cluster holding faxflow")
-    env_setup: list[str] = Field(default_factory=list, description="shell lines run before faxflow, e.g. 'module load python/3.11'")
+    env_setup: list[str] = Field(default_factory=list,
+                                 description="shell lines run before faxflow, e.g. 'module load python/3.11'")
     install_faxflow: bool = Field(False, description="let prepare install this exact faxflow version under remote_root")
     poll_interval_seconds: float = Field(30.0, gt=0, description="Slurm status poll interval (jittered)")
     retries: int = Field(2, ge=0, description="Airflow retries of a group")
@@ -240,8 +249,10 @@ ProcessingOverrides = _optional_copy(ProcessingParameters, "ProcessingOverrides"
 class ProductionSettings(StrictModel):
     """Everything a variant may set. The campaign file's top level holds the defaults."""
 
-    detector: Literal["XENON1T", "XENON100"] = Field("XENON1T", description="detector geometry and default fiducial volume")
-    engine: Literal["builtin", "pax"] = Field("builtin", description="builtin: faxflow's own engine; pax: paxer/hax in a conda env on the cluster")
+    detector: Literal["XENON1T", "XENON100"] = Field("XENON1T",
+                                                     description="detector geometry and default fiducial volume")
+    engine: Literal["builtin", "pax"] = Field(
+        "builtin", description="builtin: faxflow's own engine; pax: paxer/hax in a conda env on the cluster")
     number_job: int = Field(20, gt=0, description="productions per variant")
     number_event_per_job: int = Field(100, gt=0, description="events per production")
     production_id_format: str = Field("{name}_{index:06}", description="fields: name (variant), index")
@@ -255,12 +266,14 @@ class ProductionSettings(StrictModel):
     electron_number: CountRange = Field(default_factory=lambda: CountRange(low=10, high=100),
                                         description="electrons produced per interaction, integer-uniform [low, high)")
     correlated: Union[bool, Literal["S1", "S2"]] = Field(True, description="true, false, S1 (S1 only) or S2 (S2 only)")
-    recoil_type: Literal["ER", "NR", "alpha", "LED"] = Field("ER", description="sets S1 timing (alpha, LED) and NEST yields")
+    recoil_type: Literal["ER", "NR", "alpha", "LED"] = Field("ER",
+                                                            description="sets S1 timing (alpha, LED) and NEST yields")
     interaction_time_ns: float = Field(1000.0, ge=0, description="instruction t of every interaction")
     instructions: InstructionSource = Field(default_factory=UniformSource,
                                            description="where interactions come from: uniform, table or nest")
     fiducial_volume: Optional[FiducialVolume] = Field(None, description="default: the detector's 2017 fiducial volume")
-    physics: PhysicsOverrides = Field(default_factory=PhysicsOverrides, description="builtin engine simulation overrides")
+    physics: PhysicsOverrides = Field(default_factory=PhysicsOverrides,
+                                      description="builtin engine simulation overrides")
     processing: ProcessingOverrides = Field(default_factory=ProcessingOverrides,
                                             description="builtin engine reconstruction overrides")
     pax: PaxOptions = Field(default_factory=PaxOptions, description="options of the pax engine")
@@ -566,7 +579,8 @@ def _expand_variants(raw: dict, problems: list[str]):
     for key, values in (matrix.items() if isinstance(matrix, dict) else []):
         first = str(key).split(".")[0]
         if first not in ProductionSettings.model_fields:
-            problems.append(f"matrix.{key}: unknown key {first!r} (allowed: {', '.join(ProductionSettings.model_fields)})")
+            allowed = ", ".join(ProductionSettings.model_fields)
+            problems.append(f"matrix.{key}: unknown key {first!r} (allowed: {allowed})")
             return
         if not isinstance(values, list) or not values:
             problems.append(f"matrix.{key}: needs a list of at least one value")
@@ -672,7 +686,8 @@ def _resolve(settings: ProductionSettings) -> dict:
     physics = _resolved_physics(settings)
     processing_overrides = settings.processing.model_dump(exclude_none=True)
     resolved["physics"] = physics.model_dump(mode="json")
-    resolved["processing"] = ProcessingParameters.for_period(physics.period, **processing_overrides).model_dump(mode="json")
+    processing = ProcessingParameters.for_period(physics.period, **processing_overrides)
+    resolved["processing"] = processing.model_dump(mode="json")
     return resolved
 
 

@@ -212,7 +212,7 @@ def read_table(source: dict, base_dir: Union[str, Path] = ".") -> pd.DataFrame:
         elif fmt == "parquet":
             frame = pd.read_parquet(path)
         elif fmt == "pickle":
-            frame = pd.read_pickle(path)
+            frame = pd.read_pickle(path)  # noqa: S301 - only when the campaign sets allow_pickle: true
             if not isinstance(frame, pd.DataFrame):
                 raise BadInputError(f"{path}: the pickle holds a {type(frame).__name__}, not a pandas DataFrame")
         elif fmt == "root":

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Iterable, Mapping, Optional, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Optional
 
 from faxflow.names import SAFE_CHARS, SAFE_JOB_NAME, SAFE_PATH_HELP, is_safe_path
 
@@ -104,8 +105,8 @@ def scancel(job_ids: Iterable[str]) -> str:
 
 
 def mkdir(*paths: str) -> str:
-    """``mkdir -p`` for absolute paths."""
-    return "mkdir -p -- " + " ".join(shlex.quote(check_path(path)) for path in paths)
+    """``mkdir -p -m 700`` for absolute paths (run directories are private to the cluster user)."""
+    return "mkdir -p -m 700 -- " + " ".join(shlex.quote(check_path(path)) for path in paths)
 
 
 def tail(path: str, lines: int = 50) -> str:
