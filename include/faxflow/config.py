@@ -42,7 +42,31 @@ SafeName = Annotated[str, Field(description=SAFE_NAME_HELP)]
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
-class StrictModel(BaseModel):
+def _as_tuples(value: Any) -> Any:
+    return tuple(_as_tuples(item) for item in value) if isinstance(value, (list, tuple)) else value
+
+
+def _is_tuple_annotation(annotation: Any) -> bool:
+    return getattr(annotation, "__origin__", None) is tuple or any(
+        _is_tuple_annotation(arg) for arg in getattr(annotation, "__args__", ()))
+
+
+class _YamlLists(BaseModel):
+    """Strict, except that a YAML list is accepted where the model wants a tuple (YAML has no tuples)."""
+
+    model_config = STRICT
+
+    @model_validator(mode="before")
+    @classmethod
+    def lists_as_tuples(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {key: _as_tuples(value) if key in cls.model_fields and isinstance(value, list)
+                and _is_tuple_annotation(cls.model_fields[key].annotation) else value
+                for key, value in data.items()}
+
+
+class StrictModel(_YamlLists):
     model_config = ConfigDict(**STRICT, validate_default=True)
 
 
@@ -99,11 +123,6 @@ class NestSource(StrictModel):
     energy_kev: Optional[float] = Field(None, gt=0, description="line energy in keV")
     drift_field_v_per_cm: float = Field(120.0, gt=0)
     density_g_per_cm3: float = Field(2.862, gt=0)
-
-    @field_validator("energy_range_kev", mode="before")
-    @classmethod
-    def pair_as_tuple(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value
 
     @model_validator(mode="after")
     def spectrum_needs_energy(self) -> "NestSource":
@@ -239,7 +258,7 @@ def _optional_copy(model: type[BaseModel], name: str) -> type[BaseModel]:
         override = copy.copy(info)
         override.default = None
         fields[field_name] = (Optional[info.annotation], override)
-    return create_model(name, __config__=STRICT, __doc__=model.__doc__, **fields)
+    return create_model(name, __base__=_YamlLists, __doc__=model.__doc__, **fields)
 
 
 PhysicsOverrides = _optional_copy(PhysicsParameters, "PhysicsOverrides")
@@ -686,7 +705,8 @@ def _resolve(settings: ProductionSettings) -> dict:
     physics = _resolved_physics(settings)
     processing_overrides = settings.processing.model_dump(exclude_none=True)
     resolved["physics"] = physics.model_dump(mode="json")
-    processing = ProcessingParameters.for_period(physics.period, **processing_overrides)
+    # calibration keys not set under processing: follow the simulated detector (docs/physics.md, "Calibration")
+    processing = ProcessingParameters.for_physics(physics, **processing_overrides)
     resolved["processing"] = processing.model_dump(mode="json")
     return resolved
 
