@@ -7,8 +7,9 @@ depth of its instructions, see :func:`faxflow.catalog.event_table`). Estimators:
   diffusion gives σ_t² = σ_0² + 2 D t / v², so a straight-line fit of the mean w² per drift-time
   bin gives D = slope · v² / (2 · 1.349²), with v the drift velocity the reconstruction assumes.
   The intercept absorbs every depth-independent width (gas-gap luminescence, PMT response).
-* electron lifetime and S2 yield: ln(S2 / produced electrons) is linear in drift time with slope
-  −1/τ (uncorrected S2); the intercept is the S2 area per produced electron at the gate.
+* electron lifetime and S2 yield: the logarithm of the mean uncorrected S2 per produced electron in
+  each drift-time bin is linear in drift time with slope −1/τ (the log of the mean, not the mean of
+  the log, which fluctuations would bias); the intercept gives the S2 area per electron at the gate.
 * drift velocity: for depths uniform in [d_min, d_max] the drift time is uniform between the
   two edges of its distribution; the edges are extrapolated from the 5 % and 95 % quantiles and
   v = (d_max − d_min) / (t_max − t_min).
@@ -91,38 +92,34 @@ def setting_value(settings: dict, dotted: Optional[str]) -> Optional[float]:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def binned_line(x: np.ndarray, y: np.ndarray, bins: int = DRIFT_BINS):
-    """Weighted straight-line fit of the per-bin mean of y vs the per-bin mean of x.
-
-    Returns (intercept, slope, covariance, bin centres, bin means, bin errors) or None.
-    """
+def binned_means(x: np.ndarray, y: np.ndarray, bins: int = DRIFT_BINS):
+    """(bin centres, mean of y, standard error) in equal-population bins of x, or None if too few events."""
     finite = np.isfinite(x) & np.isfinite(y)
     x, y = x[finite], y[finite]
     if len(x) < MIN_EVENTS:
         return None
     edges = np.quantile(x, np.linspace(0, 1, bins + 1))
     index = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, bins - 1)
-    centres, means, errors = [], [], []
-    for b in range(bins):
-        values = y[index == b]
-        if len(values) >= 3:
-            centres.append(x[index == b].mean())
-            means.append(values.mean())
-            errors.append(values.std(ddof=1) / np.sqrt(len(values)))
-    if len(centres) < 3:
+    chosen = [index == b for b in range(bins) if np.count_nonzero(index == b) >= 3]
+    if len(chosen) < 3:
         return None
-    centres, means, errors = map(np.asarray, (centres, means, errors))
-    (slope, intercept), covariance = np.polyfit(centres, means, 1, w=1 / np.maximum(errors, 1e-300), cov="unscaled")
-    return intercept, slope, covariance, centres, means, errors
+    return (np.array([x[m].mean() for m in chosen]), np.array([y[m].mean() for m in chosen]),
+            np.array([y[m].std(ddof=1) / np.sqrt(np.count_nonzero(m)) for m in chosen]))
+
+
+def line_fit(x: np.ndarray, y: np.ndarray, error: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """(intercept, slope, covariance of (slope, intercept)) of a weighted straight line."""
+    (slope, intercept), covariance = np.polyfit(x, y, 1, w=1 / np.maximum(error, 1e-300), cov="unscaled")
+    return intercept, slope, covariance
 
 
 def diffusion_constant(events: pd.DataFrame, drift_velocity_um_per_ns: float) -> Optional[FitResult]:
     """D [cm²/s] from the S2 50 %-area width squared vs drift time."""
     s2 = events[events["s2"].notna()]
-    fit = binned_line(s2["drift_time"].to_numpy(float), s2["s2_range_50p_area"].to_numpy(float) ** 2)
-    if fit is None:
+    binned = binned_means(s2["drift_time"].to_numpy(float), s2["s2_range_50p_area"].to_numpy(float) ** 2)
+    if binned is None:
         return None
-    intercept, slope, covariance = fit[:3]
+    intercept, slope, covariance = line_fit(*binned)
     v_cm_per_ns = drift_velocity_um_per_ns * 1e-4
     scale = v_cm_per_ns ** 2 / (2 * GAUSSIAN_WIDTH50_PER_SIGMA ** 2) * 1e9
     return FitResult("diffusion_constant", slope * scale, np.sqrt(covariance[0, 0]) * scale, len(s2),
@@ -132,10 +129,13 @@ def diffusion_constant(events: pd.DataFrame, drift_velocity_um_per_ns: float) ->
 def lifetime_and_yield(events: pd.DataFrame) -> tuple[Optional[FitResult], Optional[FitResult]]:
     """(τ [µs], S2 yield [PE/electron]) from ln(S2 / produced electrons) vs drift time."""
     s2 = events[(events["s2"] > 0) & (events["n_electrons"] > 0)]
-    fit = binned_line(s2["drift_time"].to_numpy(float), np.log(s2["s2"] / s2["n_electrons"]).to_numpy(float))
-    if fit is None or fit[1] >= 0:
+    binned = binned_means(s2["drift_time"].to_numpy(float), (s2["s2"] / s2["n_electrons"]).to_numpy(float))
+    if binned is None or np.any(binned[1] <= 0):
         return None, None
-    intercept, slope, covariance = fit[:3]
+    centres, means, errors = binned
+    intercept, slope, covariance = line_fit(centres, np.log(means), errors / means)
+    if slope >= 0:
+        return None, None
     tau_ns = -1 / slope
     tau = FitResult("electron_lifetime", tau_ns / 1e3, np.sqrt(covariance[0, 0]) / slope ** 2 / 1e3, len(s2),
                     curve=(intercept, slope))

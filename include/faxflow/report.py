@@ -28,6 +28,10 @@ from faxflow.fits import GAUSSIAN_WIDTH50_PER_SIGMA, QUANTITIES, FitResult, drif
 from faxflow.plan import Plan, run_tag
 from faxflow.records import write_json_atomic
 
+#: The diagnostic plots of every variant, in page order.
+DIAGNOSTICS = ("S1 truth vs reconstructed", "S2 truth vs reconstructed", "position residuals",
+               "S2 width vs drift time", "cS2 and S2 vs drift time", "AFT vs depth", "drift-time distribution",
+               "efficiency curves")
 #: Figure size (inches) and resolution of every plot.
 FIGURE_SIZE = (5.2, 3.6)
 DPI = 90
@@ -89,9 +93,8 @@ def _residual_plot(events: pd.DataFrame, reco: str, truth: str, label: str):
 
 
 def diagnostic_plots(events: pd.DataFrame, fits: dict[str, FitResult]) -> dict[str, str]:
-    """Title → base64 PNG of every per-variant diagnostic plot."""
-    plots = {"S1 truth vs reconstructed": _png(_residual_plot(events, "s1", "truth_s1", "S1")),
-             "S2 truth vs reconstructed": _png(_residual_plot(events, "s2", "truth_s2", "S2"))}
+    """Title (:data:`DIAGNOSTICS`) → base64 PNG of every per-variant diagnostic plot."""
+    plots = [_png(_residual_plot(events, "s1", "truth_s1", "S1")), _png(_residual_plot(events, "s2", "truth_s2", "S2"))]
 
     figure, axis = _figure("position residuals", "reconstructed − truth [cm]", "events")
     bins = np.linspace(-5, 5, 41)
@@ -99,7 +102,7 @@ def diagnostic_plots(events: pd.DataFrame, fits: dict[str, FitResult]) -> dict[s
     axis.hist((events["y"] - events["truth_y"]).dropna(), bins=bins, histtype="step", label="y")
     axis.hist((events["z"] + events["depth"]).dropna(), bins=bins, histtype="step", label="z")
     axis.legend(fontsize=7)
-    plots["position residuals"] = _png(figure)
+    plots.append(_png(figure))
 
     drift_us = events["drift_time"] / 1e3
     figure, axis = _figure("S2 width vs drift time", "drift time [µs]", "S2 50% area width [ns]")
@@ -111,7 +114,7 @@ def diagnostic_plots(events: pd.DataFrame, fits: dict[str, FitResult]) -> dict[s
         axis.plot(t / 1e3, np.sqrt(np.maximum(intercept + slope * t, 0)), color="C3",
                   label=f"fit: D = {fit.value:.1f} ± {fit.error:.1f} cm²/s")
     axis.legend(fontsize=7)
-    plots["S2 width vs drift time"] = _png(figure)
+    plots.append(_png(figure))
 
     figure, axis = _figure("S2 vs drift time", "drift time [µs]", "S2 area [PE]")
     axis.scatter(drift_us, events["cs2"], s=4, alpha=0.5, label="cS2 (corrected)")
@@ -123,13 +126,13 @@ def diagnostic_plots(events: pd.DataFrame, fits: dict[str, FitResult]) -> dict[s
         axis.plot(t / 1e3, np.exp(intercept + slope * t) * events["n_electrons"].mean(), color="C3",
                   label=f"fit: τ = {fit.value:.0f} ± {fit.error:.0f} µs (mean electrons)")
     axis.legend(fontsize=7)
-    plots["cS2 and S2 vs drift time"] = _png(figure)
+    plots.append(_png(figure))
 
     figure, axis = _figure("area fraction top vs depth", "true depth below the gate [cm]", "area fraction top")
     axis.scatter(events["depth"], events["s1_area_fraction_top"], s=4, alpha=0.5, label="S1")
     axis.scatter(events["depth"], events["s2_area_fraction_top"], s=4, alpha=0.5, label="S2")
     axis.legend(fontsize=7)
-    plots["AFT vs depth"] = _png(figure)
+    plots.append(_png(figure))
 
     figure, axis = _figure("drift-time distribution", "drift time [µs]", "events")
     drift = events["drift_time"].dropna().to_numpy(float)
@@ -137,7 +140,7 @@ def diagnostic_plots(events: pd.DataFrame, fits: dict[str, FitResult]) -> dict[s
     if len(drift) >= 2:
         for edge in drift_time_edges(drift):
             axis.axvline(edge / 1e3, color="C3", ls="--")
-    plots["drift-time distribution"] = _png(figure)
+    plots.append(_png(figure))
 
     figure, axis = _figure("reconstruction efficiency", "truth size [detected photons]", "efficiency")
     for reco, truth in (("s1", "truth_s1"), ("s2", "truth_s2")):
@@ -146,8 +149,8 @@ def diagnostic_plots(events: pd.DataFrame, fits: dict[str, FitResult]) -> dict[s
     axis.set_xscale("log")
     axis.set_ylim(-0.05, 1.05)
     axis.legend(fontsize=7)
-    plots["efficiency curves"] = _png(figure)
-    return plots
+    plots.append(_png(figure))
+    return dict(zip(DIAGNOSTICS, plots, strict=True))
 
 
 def sweep_plots(plan: Plan, fits: dict[str, dict[str, FitResult]]) -> dict[str, str]:
