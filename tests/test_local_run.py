@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 
@@ -46,7 +45,8 @@ def test_run_merges_reports_and_resumes(tmp_path):
         assert len(frame) == 40 and frame["production"].nunique() == 2
         summary = json.loads((path.parent / "summary.json").read_text())
         assert summary["events_in"] == summary["events_out"] == 40 and summary["failed"] == []
-    assert list((tmp_path / "out" / "loc").glob("report-*.md")) and list((tmp_path / "out" / "loc").glob("report-*.png"))
+    campaign_dir = tmp_path / "out" / "loc"
+    assert list(campaign_dir.glob("report-*.md")) and list(campaign_dir.glob("report-*.png"))
 
     again = faxflow("run", str(config), "-j", "2")
     assert again.returncode == 0

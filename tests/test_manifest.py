@@ -12,8 +12,7 @@ import pytest
 
 from faxflow.config import campaign_from_dict
 from faxflow.errors import BadInputError
-from faxflow.manifest import (MAX_SLICE_BYTES, ManifestError, load_index, load_manifest, load_slice,
-                              write_manifest)
+from faxflow.manifest import MAX_SLICE_BYTES, ManifestError, load_index, load_manifest, load_slice, write_manifest
 from faxflow.plan import make_plan
 
 BASE = {"name": "camp", "number_job": 7, "number_event_per_job": 10, "cluster": {"productions_per_job": 3},

@@ -27,8 +27,17 @@ from pydantic import ValidationError
 from faxflow import __version__
 from faxflow.config import ProductionSettings, check_safe_name
 from faxflow.errors import BadInputError
-from faxflow.plan import (MANIFEST_VERSION, Group, Plan, PlannedVariant, expand_productions, job_name,
-                          processing_key, seed_salt, sim_key)
+from faxflow.plan import (
+    MANIFEST_VERSION,
+    Group,
+    Plan,
+    PlannedVariant,
+    expand_productions,
+    job_name,
+    processing_key,
+    seed_salt,
+    sim_key,
+)
 
 HEADER_KEYS = ("campaign", "run_id", "faxflow_version", "manifest_version", "campaign_path", "output_root",
                "seed", "seed_policy")

@@ -19,9 +19,10 @@ import socket
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -330,6 +331,9 @@ def run_group(plan: Plan, group_index: int, output_root: Optional[Path] = None, 
     root = Path(output_root or plan.output_root)
     runner = ProductionRunner(plan, variant, root, force=force, echo=echo)
     with exclusive(group_lock(runner.variant_dir, group.index), f"group {group.index} ({group.job_name})"):
+        prepare = getattr(runner.engine, "prepare", None)  # picks and reports the kernel cache
+        if prepare:
+            prepare(root, echo)
         return _run_locked(plan, group, variant, runner, echo, on_production)
 
 

@@ -174,6 +174,7 @@ def make_plan(campaign: Campaign, *, run_id: str = "manual", output_root: Option
               events: Optional[int] = None) -> Plan:
     """Expand ``campaign`` into a plan. ``variants``, ``number_job`` and ``events`` override the file."""
     chosen = _choose(campaign.resolved_variants(), variants)
+    campaign.check_size(number_job, events, [variant.name for variant in chosen])
     salt = seed_salt(campaign.seed_policy, run_id)
     root = output_root or _default_output_root(campaign)
     planned, groups = [], []
