@@ -223,6 +223,11 @@ def test_matrix_explosion_is_refused_before_expanding(capsys, tmp_path):
      "instructions.energy_range_kev: 1000.0 keV is outside NEST's NR range"),
     ({"recoil_type": "LED", "instructions": {"source": "nest", "energy_range_kev": [1, 10]}},
      "recoil_type: NEST has no yields for 'LED' (allowed with instructions.source nest: ER, NR, alpha)"),
+    ({"physics": {"drift_velocity_um_per_ns": 1e-9}}, "physics.drift_velocity_um_per_ns: Input should be greater "
+                                                      "than or equal to 0.1 (got 1e-09)"),
+    ({"physics": {"sample_duration_ns": 0.001}}, "physics.sample_duration_ns: Input should be greater than or equal"),
+    ({"physics": {"s2_secondary_sc_gain_photons_per_electron": 1e9}},
+     "physics.s2_secondary_sc_gain_photons_per_electron: Input should be less than or equal to 1000"),
     ({"electron_number": [10, 10**12]}, "electron_number: at most 10000000 quanta per interaction"),
     ({"photon_number": [10, 10**9]}, "photon_number: at most 10000000 quanta per interaction"),
     ({"fiducial_volume": {"r_max_cm": 200, "depth_min_cm": 0, "depth_max_cm": 50}},
