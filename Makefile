@@ -15,7 +15,9 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[airflow,test]"
 	touch $@
 
+# Compiles the builtin engine's kernels into the default output root's kernel cache (seconds once warm).
 install: $(INSTALLED)
+	$(PY) -m faxflow.cli warm --cache-dir runs/.cache/kernels
 
 # The demo campaign through its Airflow DAG (dag.test, SQLite in .airflow/demo, local backend).
 demo: install

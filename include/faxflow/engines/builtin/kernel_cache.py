@@ -96,22 +96,20 @@ def is_warm(directory: Path) -> bool:
 def _compile_all() -> None:
     """Run every kernel once on a small production (compiling it, or loading it from the cache)."""
     import numpy as np
-    import pandas as pd
 
     from faxflow.engines.builtin import BuiltinEngine
-    from faxflow.engines.builtin.processing.process import process
-    from faxflow.engines.builtin.simulation.simulate import simulate
+    from faxflow.instructions import INSTRUCTION_COLUMNS
 
     engine = BuiltinEngine.from_settings({})
     rng = np.random.default_rng(0)
-    n = WARM_UP_EVENTS
-    radius, angle = 30 * np.sqrt(rng.random(n)), rng.uniform(-np.pi, np.pi, n)
-    table = pd.DataFrame({"instruction": np.arange(n), "recoil_type": "ER", "x": radius * np.cos(angle),
-                          "y": radius * np.sin(angle), "depth": rng.uniform(9, 90, n),
-                          "s1_photons": rng.integers(50, 100, n), "s2_electrons": rng.integers(10, 100, n),
-                          "t": np.full(n, 1000.0)})
-    _, raw = simulate(table, engine.physics, pmt_afterpulse=True, s2_afterpulse=True, rng=rng)
-    process(raw, engine.physics, engine.processing)
+    radius, angle = 30 * np.sqrt(rng.random(WARM_UP_EVENTS)), rng.uniform(-np.pi, np.pi, WARM_UP_EVENTS)
+    rows = [f"{i},ER,{radius[i] * np.cos(angle[i]):.3f},{radius[i] * np.sin(angle[i]):.3f},{10 + 4 * i},"
+            f"{50 + 2 * i},{10 + 4 * i},1000" for i in range(WARM_UP_EVENTS)]
+    with tempfile.TemporaryDirectory(prefix="faxflow-warm-") as tmp:
+        instructions = Path(tmp) / "instructions.csv"
+        instructions.write_text("\n".join([",".join(INSTRUCTION_COLUMNS), *rows]) + "\n")
+        _, raw = engine.simulate_to_memory(instructions, Path(tmp) / "truth.csv", seed=0)
+        engine.process(raw, Path(tmp) / "processed.parquet")
 
 
 def warm(directory: Path) -> float:
