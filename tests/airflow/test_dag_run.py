@@ -46,10 +46,26 @@ def test_local_campaign_end_to_end(small_campaign):
         summary = json.loads(path.read_text())
         assert summary["events_in"] == summary["events_out"] == 20
         assert Path(summary["merged"]).exists()
-    assert list(small_campaign.glob("tiny/report-*.md"))
+    assert list(small_campaign.glob("tiny/report-*.html"))
 
     dry = dag.test(run_conf={"dry_run": True, "variants": ["diffusion_sr1"]})
     dry_states = _states(dry)
     assert str(dry.state).endswith("success"), dry_states
     assert dry_states[("plan", -1)].endswith("success")
     assert dry_states[("diffusion_sr1.prepare", -1)].endswith("skipped")
+
+
+def test_missing_connection_fails_in_one_try(configs_dir, tmp_path, airflow_db):
+    config = yaml.safe_load((PROJECT / "configs" / "demo.yaml").read_text())
+    config.update(name="noconn", output_root=str(tmp_path / "runs"), number_job=1, number_event_per_job=2,
+                  variants=[{"name": "only"}])
+    config.pop("matrix", None)
+    config["cluster"].update(backend="slurm", ssh_conn_id="faxflow_nowhere", remote_root="/tmp/faxflow-nowhere",
+                             retries=3, retry_delay_seconds=30, pool="faxflow_test")
+    (configs_dir / "noconn.yaml").write_text(yaml.safe_dump(config))
+    from airflow.dag_processing.dagbag import DagBag
+
+    run = DagBag(dag_folder=str(PROJECT / "dags")).dags["fax_noconn"].test()
+    prepare = [ti for ti in run.get_task_instances() if ti.task_id == "only.prepare"][0]
+    assert str(prepare.state).endswith("failed") and prepare.try_number == 1  # no retry with backoff
+    assert str(run.state).endswith("failed")

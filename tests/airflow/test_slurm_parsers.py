@@ -140,7 +140,7 @@ def test_job_script():
     layout = RemoteLayout("/scratch/ff", "demo", "manual_1", "/scratch/ff/outputs")
     script = render_job_script(job_name="ff_demo_abcd1234_v1_g0003", group_index=7,
                                manifest_path="/scratch/ff/demo/manual_1/manifest/manifest-0123456789ab.json",
-                               layout=layout, cluster={"partition": "xenon1t", "qos": "xenon1t",
+                               manifest_digest="0" * 64, layout=layout, cluster={"partition": "xenon1t", "qos": "xenon1t",
                                                        "account": "pi-lgrandi", "mem_per_cpu_mb": 3000,
                                                        "time_limit_minutes": 90, "python_env": "/opt/ff",
                                                        "env_setup": ["module load python/3.11"]}, force=True)
@@ -154,11 +154,12 @@ def test_job_script():
                      "module load python/3.11"):
         assert expected in lines
     assert lines[-1] == ("exec /opt/ff/bin/faxflow job --manifest /scratch/ff/demo/manual_1/manifest/"
-                         "manifest-0123456789ab.json --group 7 --output-root /scratch/ff/outputs --force")
+                         "manifest-0123456789ab.json --digest " + "0" * 64 + " --group 7 --output-root /scratch/ff/outputs --force")
     assert lines.index("module load python/3.11") < len(lines) - 1
     assert minutes_to_slurm(5) == "0:05:00" and minutes_to_slurm(1500) == "25:00:00"
     with pytest.raises(ValueError):
-        render_job_script(job_name="bad name", group_index=0, manifest_path="/m.json", layout=layout, cluster={})
+        render_job_script(job_name="bad name", group_index=0, manifest_path="/m.json", manifest_digest="0" * 64,
+                          layout=layout, cluster={})
 
 
 BOUNDS = Resources(time_limit_minutes=60, mem_per_cpu_mb=3000, max_time_limit_minutes=200, max_mem_per_cpu_mb=8000)

@@ -128,6 +128,9 @@ def prepare_variant(plan_info: dict, variant: str, cluster: dict) -> list[dict]:
         if not check.ok:
             raise AirflowFailException(f"the cluster's faxflow cannot run {remote_manifest}: "
                                        f"{(check.stderr or check.stdout).strip()[-1000:]}")
+        settings = _variant_settings(info)
+        probe_engine(client, variant, settings)
+        warm_kernels(client, effective, settings)
         specs = []
         for group in info["groups"]:
             remote_slice = f"{remote_plan}/groups/{Path(group['slice']).name}"
@@ -140,7 +143,50 @@ def prepare_variant(plan_info: dict, variant: str, cluster: dict) -> list[dict]:
                           "index_digest": plan_info["manifest_digest"], "output_root": output_root,
                           "variant_dir": f"{output_root}/{info['output_dir']}", "script": script_path,
                           "slurm_log_dir": layout.slurm_log_dir, "python_env": python_env})
+        if specs:
+            client.check_job_options(specs[0]["script"])  # unknown partition/account/QOS: fail now, once
     return specs
+
+
+def _variant_settings(info: dict) -> dict:
+    """The variant's resolved settings, read from its first group's verified manifest slice."""
+    from faxflow.manifest import load_slice
+
+    first = info["groups"][0]
+    return load_slice(first["slice"], first["digest"]).variants[0].settings
+
+
+def probe_engine(client, variant: str, settings: dict) -> None:
+    """pax only: one remote probe of the conda env (paxer, pax, hax, config names); fail at once if unusable."""
+    if settings.get("engine") != "pax":
+        return
+    from faxflow.engines.pax import PaxEngine
+
+    result = client.run(PaxEngine.from_settings(settings).probe_command(), timeout=300)
+    if not result.ok:
+        raise AirflowFailException(f"the pax env of variant {variant} is not usable: "
+                                   f"{(result.stderr + result.stdout).strip()[-1500:]}")
+    print(f"pax env of {variant}: {result.stdout.strip()[-300:]}")
+
+
+def warm_kernels(client, cluster: dict, settings: dict) -> None:
+    """builtin only: compile the kernels once on the login node, so jobs load them instead of compiling.
+
+    The cache is the cluster user's default one (``~/.cache/faxflow/kernels``, per faxflow version and
+    CPU), which jobs use too and which every campaign and run shares. A failure is only logged: a job that
+    finds no warm cache compiles the kernels itself (and says so in its log).
+    """
+    if settings.get("engine", "builtin") != "builtin":
+        return
+    result = client.run(commands.faxflow(["warm"],
+                                         python_env=cluster.get("python_env"),
+                                         env_setup=cluster.get("env_setup") or ()), timeout=900)
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    if result.ok:
+        print(f"kernel cache on the login node: {lines[-1] if lines else 'ready'}")
+    else:
+        print(f"warning: warming the kernel cache failed (exit {result.exit_status}); "
+              f"each job compiles its kernels: {' | '.join(lines[-3:])}")
 
 
 def remote_faxflow_version(client, python_env: Optional[str], env_setup) -> Optional[str]:

@@ -230,7 +230,7 @@ class SlurmClient:
             self._sftp = self._client().open_sftp()
         return self._sftp
 
-    def upload(self, data: bytes, remote_path: str, *, mode: int = 0o644) -> None:
+    def upload(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None:
         """Write ``data`` to ``remote_path`` atomically (temporary name, then rename).
 
         :param data: file content
@@ -249,7 +249,7 @@ class SlurmClient:
         sftp.chmod(temporary, mode)
         sftp.posix_rename(temporary, remote_path)
 
-    def upload_file(self, local_path: str | os.PathLike, remote_path: str, *, mode: int = 0o644) -> None:
+    def upload_file(self, local_path: str | os.PathLike, remote_path: str, *, mode: int = 0o600) -> None:
         with open(local_path, "rb") as handle:
             self.upload(handle.read(), remote_path, mode=mode)
 
