@@ -2,12 +2,43 @@
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
 from faxflow import __version__
-from faxflow.errors import BadInputError, FaxflowError
+from faxflow.errors import BadInputError, FaxflowError, classify
+
+
+def _whole_number(minimum: int):
+    """An argparse type: a whole number ≥ ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be ≥ {minimum}")
+        return value
+
+    return parse
+
+
+positive_int = _whole_number(1)
+non_negative_int = _whole_number(0)
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a finite number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be a number in [0, 1]")
+    return value
 
 
 def _plan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,33 +46,39 @@ def _plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", default="manual", help="run identifier (salts seeds with seed_policy per_run)")
     parser.add_argument("--output-root", help="where outputs go (default: the config's output_root)")
     parser.add_argument("--variants", help="comma-separated subset of variants")
-    parser.add_argument("--number-job", type=int, help="override productions per variant")
-    parser.add_argument("--events", type=int, help="override events per production")
+    parser.add_argument("--number-job", type=positive_int, help="override productions per variant")
+    parser.add_argument("--events", type=positive_int, help="override events per production")
 
 
 def _make_plan(args):
-    from faxflow.config import load_campaign
+    from faxflow.config import input_problems, load_campaign
     from faxflow.plan import make_plan
 
-    for option in ("number_job", "events"):
-        if getattr(args, option) is not None and getattr(args, option) < 1:
-            raise FaxflowError(f"--{option.replace('_', '-')} must be ≥ 1")
-    return make_plan(load_campaign(args.config), run_id=args.run_id, output_root=args.output_root,
+    campaign = load_campaign(args.config)
+    campaign.check_size(args.number_job, args.events, args.variants.split(",") if args.variants else None)
+    problems = input_problems(campaign)
+    if problems:
+        raise BadInputError("\n".join(problems))
+    return make_plan(campaign, run_id=args.run_id, output_root=args.output_root,
                      variants=args.variants.split(",") if args.variants else None,
                      number_job=args.number_job, events=args.events)
 
 
 def cmd_validate(args) -> int:
-    from faxflow.config import load_campaign
+    from faxflow.config import input_problems, load_campaign
     from faxflow.errors import ConfigError
 
     problems = []
     for path in args.configs:
         try:
             campaign = load_campaign(path)
-            print(f"{path}: ok ({len(campaign.variants)} variants)")
         except ConfigError as error:
             problems.extend(error.problems)
+            continue
+        found = input_problems(campaign)
+        problems.extend(found)
+        if not found:
+            print(f"{path}: ok ({len(campaign.variants)} variants)")
     for line in problems:
         print(line, file=sys.stderr)
     return 2 if problems else 0
@@ -192,14 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a whole campaign on this machine")
     _plan_arguments(run)
-    run.add_argument("-j", "--jobs", type=int, help="parallel groups (default: number of cores)")
+    run.add_argument("-j", "--jobs", type=positive_int, help="parallel groups (default: number of cores)")
     run.add_argument("--force", action="store_true", help="redo steps even if their done records are valid")
     run.set_defaults(func=cmd_run)
 
     job = commands.add_parser("job", help="run one group of a manifest (what a Slurm job runs)")
     job.add_argument("--manifest", required=True, help="the group's manifest slice")
     job.add_argument("--digest", required=True, help="the slice's sha256, as recorded by the planner")
-    job.add_argument("--group", type=int, help="the slice's group (checked against it)")
+    job.add_argument("--group", type=non_negative_int, help="the slice's group (checked against it)")
     job.add_argument("--output-root", help="override the manifest's output root")
     job.add_argument("--force", action="store_true")
     job.set_defaults(func=cmd_job)
@@ -209,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--digest", required=True, help="the index's sha256, as recorded by the planner")
     collect.add_argument("--variant", required=True)
     collect.add_argument("--output-root")
-    collect.add_argument("--min-fraction", type=float, default=1.0, help="productions that must be complete")
+    collect.add_argument("--min-fraction", type=fraction, default=1.0, help="productions that must be complete")
     collect.set_defaults(func=cmd_collect)
 
     report = commands.add_parser("report", help="write the campaign report (HTML), catalog and fit table")
@@ -255,18 +292,38 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except FaxflowError as error:
-        print(f"faxflow: {error.kind} error: {error}", file=sys.stderr)
-        return error.exit_code
     except KeyboardInterrupt:
         print("faxflow: interrupted", file=sys.stderr)
         return 130
+    except (FaxflowError, OSError, MemoryError) as error:
+        failure = classify(error)
     except Exception as error:  # noqa: BLE001 - one line for users, the traceback with --debug
         if args.debug:
             raise
-        print(f"faxflow: unexpected {type(error).__name__}: {error} (re-run with --debug for details)",
-              file=sys.stderr)
-        return 1
+        failure = _unexpected(error)
+    print(f"faxflow: {failure.label} error: {failure}", file=sys.stderr)
+    if args.command == "job":
+        _print_job_failure(args, failure)
+    return failure.exit_code
+
+
+def _unexpected(error: Exception) -> FaxflowError:
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        return BadInputError(f"invalid content: {error}")
+    return FaxflowError(f"unexpected {type(error).__name__}: {error} (re-run with --debug for details)")
+
+
+def _print_job_failure(args, failure: FaxflowError) -> None:
+    """A job that could not even start its group still ends with the summary line schedulers read."""
+    record = {"production": None, "step": None, "error_class": failure.kind, "exit_code": failure.exit_code,
+              "message": str(failure)}
+    from faxflow.pipeline import summary_line
+
+    summary = {"group": args.group, "job_name": None, "variant": None, "exit_code": failure.exit_code,
+               "failures": [record]}
+    print(summary_line(summary), flush=True)
 
 
 if __name__ == "__main__":
