@@ -1,15 +1,27 @@
-"""Benchmark of the builtin engine's chain on one core: events/s per step at two production sizes.
+"""Benchmark of the builtin engine's full chain on one core: cold start, fused vs raw kept, bytes, RSS.
 
-Each size runs in a fresh child process pinned to one CPU (numba functions are compiled and
-cached by a small warm-up production first, outside the timings). A production is simulated from
-an instruction CSV with the 2017 SR1 campaign settings (photons 50-100, electrons 10-100,
-r <= 36.94 cm, 9 <= depth <= 92.9 cm, t = 1000 ns, afterpulses and photo-ionisation on) and then
-processed and turned into minitrees, all through the file-based engine entry points.
+A production is simulated from an instruction CSV with the 2017 SR1 campaign settings (photons
+50-100, electrons 10-100, r <= 36.94 cm, 9 <= depth <= 92.9 cm, t = 1000 ns, afterpulses and
+photo-ionisation on), processed, its truth sorted, its minitrees built and merged. Two chains:
 
-Steps live in ``STEPS`` (name → function of the production's paths); later steps (sort, merge)
-are appended there. Prints one JSON line and writes bench/results/chain.json.
+* ``fused``: ``simulate_to_memory`` → ``process`` of the in-memory raw data (no raw file);
+* ``kept``: ``simulate`` writes the compressed raw file → ``process`` reads it (``raw: keep``).
 
-    .venv/bin/python bench/bench_chain.py [--sizes 1000 5000]
+Every run is a fresh child process pinned to one CPU. The machine is shared, so all speeds are
+per CPU-second of the child (``time.process_time``), not wall time; peak RSS is the child's.
+
+* ``cold_start``: in a child with an EMPTY kernel cache directory, CPU seconds of the first
+  production (``engine.prepare`` compiles the kernels, then 1,000 events) minus those of the same
+  production run again in that process; then the same in a new child on the now warm cache
+  (what every job after the prepare step sees).
+* ``sizes``: per chain and size (1,000 and 10,000 events by default), events per CPU-second over
+  the whole chain, CPU seconds per step, bytes per event of the kept raw file, peak RSS. A warm-up
+  production of 20 events runs first, outside the timings.
+* ``time_per_event_ratio``: CPU time per event at the largest size over the smallest, per chain.
+
+Prints one JSON line and writes bench/results/chain.json.
+
+    .venv/bin/python bench/bench_chain.py [--sizes 1000 10000] [--skip-cold]
 """
 
 import argparse
@@ -26,10 +38,14 @@ SINGLE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS
                                         "NUMBA_NUM_THREADS")}
 RESULTS = Path(__file__).parent / "results" / "chain.json"
 SEED = 2017
+COLD_START_EVENTS = 1000
+CHAINS = ("fused", "kept")
 
 
 def write_instructions(path: Path, n_events: int, seed: int) -> None:
     import numpy as np
+
+    from faxflow.instructions import INSTRUCTION_COLUMNS
 
     rng = np.random.default_rng(seed)
     radius = 36.94 * np.sqrt(rng.random(n_events))
@@ -37,81 +53,123 @@ def write_instructions(path: Path, n_events: int, seed: int) -> None:
     depth = rng.uniform(9.0, 92.9, n_events)
     photons = rng.integers(50, 100, n_events)
     electrons = rng.integers(10, 100, n_events)
-    lines = ["instruction,recoil_type,x,y,depth,s1_photons,s2_electrons,t"]
+    lines = [",".join(INSTRUCTION_COLUMNS)]
     lines += [f"{i},ER,{radius[i] * np.cos(angle[i]):.4f},{radius[i] * np.sin(angle[i]):.4f},{depth[i]:.4f},"
               f"{photons[i]},{electrons[i]},1000" for i in range(n_events)]
     path.write_text("\n".join(lines) + "\n")
 
 
-def steps(engine, paths: dict[str, Path]) -> dict:
-    """Step name → zero-argument callable running that step on ``paths``."""
+def steps(engine, paths: dict[str, Path], chain: str) -> dict:
+    """Step name → zero-argument callable running that step of ``chain`` on ``paths``."""
     from faxflow.truth import merge_truth_files, sort_truth_file
 
     n_events = int(paths["instructions"].name.split("_")[0])
+    memory = {}
+
+    def simulate():
+        if chain == "kept":
+            return engine.simulate(paths["instructions"], paths["truth"], paths["raw"], SEED)
+        counts, memory["raw"] = engine.simulate_to_memory(paths["instructions"], paths["truth"], seed=SEED)
+        return counts
+
     return {
-        "simulate": lambda: engine.simulate(paths["instructions"], paths["truth"], paths["raw"], SEED),
-        "process": lambda: engine.process(paths["raw"], paths["processed"]),
+        "simulate": simulate,
+        "process": lambda: engine.process(memory.pop("raw") if chain == "fused" else paths["raw"],
+                                          paths["processed"]),
         "sort_truth": lambda: sort_truth_file(paths["truth"], n_events, paths["truth_sorted"]),
         "minitrees": lambda: engine.minitrees(paths["processed"], paths["minitrees"]),
         "merge": lambda: merge_truth_files(paths["minitrees"], paths["truth_sorted"], paths["merged"]),
     }
 
 
-def run_production(n_events: int, workdir: Path) -> dict[str, float]:
-    """Seconds per step for one production of ``n_events``."""
-    from faxflow.engines.builtin import BuiltinEngine
-
-    engine = BuiltinEngine.from_settings({})
+def run_production(engine, n_events: int, workdir: Path, chain: str) -> dict:
+    """CPU seconds per step and kept raw bytes for one production of ``n_events``."""
     paths = {name: workdir / f"{n_events}_{name}{suffix}" for name, suffix in (
         ("instructions", ".csv"), ("truth", ".csv"), ("raw", ".npz"), ("processed", ".parquet"),
         ("truth_sorted", ".parquet"), ("minitrees", ".parquet"), ("merged", ".parquet"))}
     write_instructions(paths["instructions"], n_events, SEED)
     seconds = {}
-    for name, step in steps(engine, paths).items():
-        started = time.perf_counter()
+    for name, step in steps(engine, paths, chain).items():
+        started = time.process_time()
         counts = step()
-        seconds[name] = time.perf_counter() - started
+        seconds[name] = time.process_time() - started
         if counts.events_out != n_events:
             raise RuntimeError(f"{name}: {counts.events_out} events out of {n_events}")
-    return seconds
+    raw_bytes = paths["raw"].stat().st_size if paths["raw"].exists() else 0
+    for path in paths.values():
+        path.unlink(missing_ok=True)
+    return {"seconds": seconds, "raw_bytes": raw_bytes}
 
 
-def child(n_events: int) -> None:
+def child(n_events: int, chain: str, cold: bool) -> None:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    from faxflow.engines.builtin import BuiltinEngine
+
+    engine = BuiltinEngine.from_settings({})
     with tempfile.TemporaryDirectory() as tmp:
-        run_production(20, Path(tmp))  # warm-up: numba compilation / cache loading
-        seconds = run_production(n_events, Path(tmp))
+        if cold:
+            started = time.process_time()
+            engine.prepare(Path(tmp), lambda line: print(line, file=sys.stderr))
+            run_production(engine, n_events, Path(tmp), chain)
+            first = time.process_time() - started
+            started = time.process_time()
+            run_production(engine, n_events, Path(tmp), chain)
+            print(json.dumps({"first_cpu_s": first, "again_cpu_s": time.process_time() - started}))
+            return
+        run_production(engine, 20, Path(tmp), chain)  # warm-up: kernels load from the cache
+        run = run_production(engine, n_events, Path(tmp), chain)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"events": n_events, "seconds": seconds, "peak_rss_mb": peak_rss_mb}))
+    print(json.dumps({**run, "peak_rss_mb": peak_rss_mb}))
+
+
+def _child(args: list[str], cache: Path) -> dict:
+    env = {**os.environ, **SINGLE_THREAD, "FAXFLOW_KERNEL_CACHE": str(cache)}
+    output = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True,
+                            env=env).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def cold_start(cache: Path) -> dict:
+    """First-production overhead on an empty cache, then on the cache that run left warm."""
+    cold = _child(["--child", str(COLD_START_EVENTS), "--chain", "fused", "--cold"], cache)
+    warm = _child(["--child", str(COLD_START_EVENTS), "--chain", "fused", "--cold"], cache)
+    return {"events": COLD_START_EVENTS,
+            "empty_cache_overhead_cpu_s": cold["first_cpu_s"] - cold["again_cpu_s"],
+            "warm_cache_overhead_cpu_s": warm["first_cpu_s"] - warm["again_cpu_s"],
+            "runs": {"empty_cache": cold, "warm_cache": warm}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--skip-cold", action="store_true", help="do not measure the cold start")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--chain", choices=CHAINS, help=argparse.SUPPRESS)
+    parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child)
+        child(args.child, args.chain, args.cold)
         return
 
-    runs = {}
-    for size in args.sizes:
-        output = subprocess.run([sys.executable, __file__, "--child", str(size)], check=True, capture_output=True,
-                                text=True, env={**os.environ, **SINGLE_THREAD}).stdout
-        runs[size] = json.loads(output.strip().splitlines()[-1])
-    result = {"cores": 1, "sizes": {}}
-    for size, run in runs.items():
+    result = {"cores": 1, "clock": "CPU seconds of the child process (time.process_time)", "sizes": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-kernels-") as fresh:
+        if not args.skip_cold:
+            result["cold_start"] = cold_start(Path(fresh))
+        cache = Path(fresh) if not args.skip_cold else Path(
+            os.environ.get("FAXFLOW_KERNEL_CACHE") or Path(__file__).resolve().parents[1] / "runs/.cache/kernels")
+        runs = {(chain, size): _child(["--child", str(size), "--chain", chain], cache)
+                for chain in CHAINS for size in args.sizes}
+    for (chain, size), run in runs.items():
         total = sum(run["seconds"].values())
-        result["sizes"][str(size)] = {
-            "events_per_s": size / total,
-            "step_seconds": run["seconds"],
-            "step_events_per_s": {name: size / s for name, s in run["seconds"].items()},
-            "peak_rss_mb": run["peak_rss_mb"],
-        }
-    if len(runs) > 1:
-        small, large = min(runs), max(runs)
-        per_event = {size: sum(runs[size]["seconds"].values()) / size for size in (small, large)}
-        result["time_per_event_ratio_large_to_small"] = per_event[large] / per_event[small]
+        entry = {"events_per_cpu_s": size / total, "step_cpu_s": run["seconds"], "peak_rss_mb": run["peak_rss_mb"]}
+        if chain == "kept":
+            entry["raw_bytes_per_event"] = run["raw_bytes"] / size
+        result["sizes"].setdefault(str(size), {})[chain] = entry
+    if len(args.sizes) > 1:
+        small, large = min(args.sizes), max(args.sizes)
+        result["time_per_event_ratio"] = {
+            chain: (sum(runs[chain, large]["seconds"].values()) / large)
+            / (sum(runs[chain, small]["seconds"].values()) / small) for chain in CHAINS}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
