@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 from faxflow.engines import StepCounts
 from faxflow.engines.pax_physics import config_digest, config_files
@@ -65,13 +66,19 @@ class PaxEngine:
     @cached_property
     def versions(self) -> dict:
         """pax and hax versions of the env, asked once per engine (one engine per job)."""
-        output = self._run(self.in_env("python", str(RUNNER), "versions"), "asking the pax env for versions",
+        output = self._run(self.in_env("python", str(RUNNER), "versions"), f"checking the pax env {self.conda_env} (pax and hax versions)",
                            logging.getLogger(ENGINE_LOG))
         try:
             found = json.loads(output.strip().splitlines()[-1])
             return {"pax": str(found["pax"]), "hax": str(found["hax"]), "conda_env": self.conda_env}
         except (ValueError, IndexError, KeyError, TypeError):
             raise EngineError(f"the pax env {self.conda_env} did not report pax/hax versions: {output[-500:]!r}") from None
+
+    def prepare(self, output_root: Path, echo: Callable[[str], None]) -> dict:
+        """Once per job: ask the env for its pax and hax versions, so an unusable env fails the job at once."""
+        versions = self.versions
+        echo(f"pax engine: pax {versions['pax']}, hax {versions['hax']} from the conda env {self.conda_env}")
+        return versions
 
     def version(self) -> str:
         versions = self.versions
