@@ -1,0 +1,73 @@
+"""The fit estimators on synthetic events with known truth (the report test checks them on simulated data)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from faxflow.fits import (GAUSSIAN_WIDTH50_PER_SIGMA, diffusion_constant, drift_velocity, efficiency,
+                          efficiency_curve, fit_variant, lifetime_and_yield, resolution, setting_value)
+
+V_UM_PER_NS = 1.335
+
+
+def synthetic(n=4000, d_cm2_per_s=30.0, tau_us=600.0, gain=25.0, seed=1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    depth = rng.uniform(9.0, 92.9, n)
+    drift = depth / (V_UM_PER_NS * 1e-4) + 1700 + rng.normal(0, 200, n)
+    sigma = np.sqrt(300.0 ** 2 + 2 * d_cm2_per_s * 1e-9 * drift / (V_UM_PER_NS * 1e-4) ** 2)
+    electrons = rng.integers(100, 200, n).astype(float)
+    s2 = rng.poisson(electrons * gain * np.exp(-drift / (tau_us * 1e3)))
+    return pd.DataFrame({
+        "drift_time": drift, "depth": depth, "n_electrons": electrons, "n_photons": 80.0,
+        "s2": s2.astype(float), "s2_range_50p_area": GAUSSIAN_WIDTH50_PER_SIGMA * sigma * rng.normal(1, 0.05, n),
+        "s1": rng.poisson(10, n).astype(float), "truth_s1": 9.0, "truth_s2": s2.astype(float),
+        "s1_area_fraction_top": 0.2, "s2_area_fraction_top": 0.63,
+        "x": rng.normal(0, 1.2, n), "y": rng.normal(0, 1.2, n), "truth_x": 0.0, "truth_y": 0.0,
+        "z": -depth + rng.normal(0, 0.1, n),
+    })
+
+
+@pytest.mark.parametrize("d", [15.0, 45.0])
+def test_diffusion_constant_recovered_within_3_percent(d):
+    fit = diffusion_constant(synthetic(d_cm2_per_s=d), V_UM_PER_NS)
+    assert fit.value == pytest.approx(d, rel=0.03)
+    assert 0 < fit.error < 0.03 * d
+
+
+@pytest.mark.parametrize("tau", [300.0, 900.0])
+def test_lifetime_and_gain_recovered(tau):
+    lifetime, gain = lifetime_and_yield(synthetic(tau_us=tau))
+    assert lifetime.value == pytest.approx(tau, rel=0.03) and lifetime.error < 0.03 * tau
+    assert gain.value == pytest.approx(25.0, rel=0.02)
+
+
+def test_drift_velocity_from_the_distribution_edges():
+    fit = drift_velocity(synthetic(), 9.0, 92.9)
+    assert fit.value == pytest.approx(V_UM_PER_NS, rel=0.01) and 0 < fit.error < 0.01
+    assert drift_velocity(synthetic(), 9.0, 92.9).value == fit.value  # seeded bootstrap: reproducible
+
+
+def test_resolution_and_efficiency():
+    rng = np.random.default_rng(3)
+    assert resolution("xy_resolution", rng.normal(0.5, 1.2, 20000)).value == pytest.approx(1.2, rel=0.03)
+    found = pd.Series(rng.random(10000) < 0.9)
+    result = efficiency("s1_efficiency", found)
+    assert result.value == pytest.approx(0.9, abs=0.01) and result.error == pytest.approx(0.003, rel=0.1)
+    size = pd.Series(rng.uniform(1, 100, 5000))
+    x, y, error = efficiency_curve(size, size > 10)
+    assert np.all(np.diff(x) > 0) and y[0] == 0 and y[-1] == 1 and np.all(error > 0)
+
+
+def test_fit_variant_fills_configured_values_and_skips_what_it_cannot_fit():
+    settings = {"physics": {"diffusion_constant_cm2_per_s": 30.0, "electron_lifetime_us": 600.0,
+                            "drift_velocity_um_per_ns": V_UM_PER_NS, "s2_mean_area_fraction_top": 0.63},
+                "processing": {"drift_velocity_um_per_ns": V_UM_PER_NS}, "instructions": {"source": "uniform"},
+                "fiducial_volume": {"depth_min_cm": 9.0, "depth_max_cm": 92.9}}
+    fits = fit_variant(synthetic(), settings)
+    assert fits["diffusion_constant"].configured == 30.0 and fits["electron_lifetime"].configured == 600.0
+    assert fits["s2_aft"].value == pytest.approx(0.63) and fits["s1_efficiency"].value == 1.0
+    assert fits["z_resolution"].value == pytest.approx(0.1, rel=0.05)
+    assert fit_variant(synthetic(n=5), settings).keys() <= {"s1_efficiency", "s2_efficiency"}
+    assert "drift_velocity" not in fit_variant(synthetic(), {**settings, "instructions": {"source": "nest"}})
+    assert setting_value(settings, "physics.electron_lifetime_us") == 600.0
+    assert setting_value(settings, "physics.nothing") is None and setting_value(settings, None) is None
