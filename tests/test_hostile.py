@@ -315,6 +315,12 @@ def test_validate_finds_productions_without_rows(capsys, tmp_path):
     assert code == 2 and "production 2 needs rows [20, 30) but the table has only 15 rows" in err
 
 
+def test_validate_expands_production_ids(capsys, tmp_path):
+    code, err, path = validate(capsys, tmp_path, {"name": "c", "number_job": 12,
+                                                  "production_id_format": "{index!s:.1}"})
+    assert code == 2 and f"{path}: variant default: production_id_format '{{index!s:.1}}' gives the same id" in err
+
+
 def test_plan_refuses_a_campaign_whose_table_is_missing(capsys, tmp_path):
     config = campaign_file(tmp_path, table_campaign(tmp_path / "nope.csv"))
     code, out, err = run_cli(capsys, "plan", config, "--dry-run")

@@ -67,6 +67,7 @@ def _make_plan(args):
 def cmd_validate(args) -> int:
     from faxflow.config import input_problems, load_campaign
     from faxflow.errors import ConfigError
+    from faxflow.plan import make_plan
 
     problems = []
     for path in args.configs:
@@ -76,6 +77,11 @@ def cmd_validate(args) -> int:
             problems.extend(error.problems)
             continue
         found = input_problems(campaign)
+        if not found:
+            try:
+                make_plan(campaign)  # expands the production ids: collisions and unsafe ids show here
+            except FaxflowError as error:
+                found = [line if line.startswith(f"{path}:") else f"{path}: {line}" for line in str(error).splitlines()]
         problems.extend(found)
         if not found:
             print(f"{path}: ok ({len(campaign.variants)} variants)")
