@@ -489,3 +489,23 @@ def test_reliability_table_cites_existing_tests():
     missing = [f"{path}::{name}" for path, name in cited
                if not (root / path).is_file() or f"def {name}(" not in (root / path).read_text()]
     assert missing == []
+
+
+def test_full_disk_during_collect_is_an_io_failure(tmp_path):
+    import subprocess
+    import sys
+
+    from faxflow.manifest import write_manifest
+    from faxflow.pipeline import run_group
+    from faxflow.plan import make_plan
+
+    config = campaign_file(tmp_path, {"name": "coll", "number_job": 1, "number_event_per_job": 3,
+                                      "s2_afterpulse": False})
+    plan = make_plan(load_campaign(config), output_root=str(tmp_path / "out"))
+    files = write_manifest(plan, tmp_path / "manifests")
+    assert run_group(plan, 0, echo=lambda line: None)["exit_code"] == 0
+    result = subprocess.run([sys.executable, "-m", "faxflow.cli", "collect", "--manifest", str(files.index_path),
+                             "--digest", files.index_digest, "--variant", "default"],
+                            capture_output=True, text=True, timeout=300, preexec_fn=_small_file_limit(200))
+    assert result.returncode == errors.StorageError.exit_code, result.stderr
+    assert result.stderr.startswith("faxflow: I/O error: ") and "File too large" in result.stderr
