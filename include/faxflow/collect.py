@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from faxflow.errors import ValidationFailure
+from faxflow.manifest import check_inside
 from faxflow.pipeline import ProductionFiles
 from faxflow.plan import Plan
 from faxflow.records import read_record, record_is_valid, write_json_atomic
@@ -24,6 +25,8 @@ def collect_variant(plan: Plan, variant_name: str, output_root: Optional[Path] =
 
     variant = plan.variant(variant_name)
     root = Path(output_root or plan.output_root)
+    for name in ("output_dir", "sim_dir"):
+        check_inside(root, getattr(variant, name), f"variant {variant.name}", name)
     variant_dir, sim_dir = root / variant.output_dir, root / variant.sim_dir
     tables, productions = [], []
     for production in variant.productions:

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from faxflow import __version__
 from faxflow.config import ProductionSettings, check_safe_name
 from faxflow.errors import BadInputError
+from faxflow.names import REMOTE_HOME_PREFIXES
 from faxflow.plan import (
     MANIFEST_VERSION,
     Group,
@@ -64,7 +65,7 @@ def slice_name(group_index: int) -> str:
     return f"g{group_index:06d}.json"
 
 
-def _encode(data: dict) -> bytes:
+def _encode(data) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -92,6 +93,9 @@ def write_manifest(plan: Plan, directory) -> ManifestFiles:
         variants = {variant.name: variant for variant in plan.variants}
         positions = {name: {p.id: i for i, p in enumerate(v.productions)} for name, v in variants.items()}
         entries = {name: _variant_entry(variant) for name, variant in variants.items()}
+        # The header and each variant are encoded once and spliced into every slice of theirs.
+        opening = _encode({"kind": "slice", **header})[:-1]
+        encoded = {name: _encode(entry) for name, entry in entries.items()}
         groups, digests = [], {}
         for group in plan.groups:
             variant = variants[group.variant]
@@ -99,8 +103,8 @@ def write_manifest(plan: Plan, directory) -> ManifestFiles:
             productions = variant.productions[first:first + len(group.production_ids)]
             entry = {"index": group.index, "variant": group.variant, "number": group.number,
                      "job_name": group.job_name, "first": productions[0].index, "count": len(productions)}
-            content = _encode({"kind": "slice", **header, "variant": entries[group.variant], "group": entry,
-                               "productions": [p.model_dump() for p in productions]})
+            content = b"".join((opening, b',"variant":', encoded[group.variant], b',"group":', _encode(entry),
+                                b',"productions":', _encode([p.to_dict() for p in productions]), b"}"))
             if len(content) > MAX_SLICE_BYTES:
                 raise BadInputError(f"group {group.index} of {plan.campaign} would need a {len(content)}-byte "
                                     f"manifest slice (limit {MAX_SLICE_BYTES}); lower cluster.productions_per_job")
@@ -173,7 +177,9 @@ def _header(data: dict, path: Path) -> dict:
         _safe(header[key], path, key)
     for key in ("output_root", "campaign_path"):
         value = header[key]
-        if not isinstance(value, str) or "\0" in value or not Path(value).is_absolute():
+        on_cluster = key == "output_root" and isinstance(value, str) and value.startswith(
+            tuple(f"{prefix}/" for prefix in REMOTE_HOME_PREFIXES))
+        if not isinstance(value, str) or "\0" in value or not (Path(value).is_absolute() or on_cluster):
             raise ManifestError(f"{path}: {key} {value!r} must be an absolute path")
     if type(header["seed"]) is not int or header["seed"] < 0:
         raise ManifestError(f"{path}: seed {header['seed']!r} must be an integer ≥ 0")
@@ -189,7 +195,8 @@ def _safe(value, path: Path, what: str) -> str:
         raise ManifestError(f"{path}: {what}: {error}") from None
 
 
-def _inside(root: str, relative: str, path: Path, what: str) -> None:
+def check_inside(root, relative: str, path, what: str) -> None:
+    """Refuse ``relative`` if, below ``root``, it resolves (symbolic links followed) outside ``root``."""
     base = Path(root).resolve()
     target = (base / relative).resolve()
     if base not in target.parents:
@@ -217,8 +224,9 @@ def _variant(header: dict, entry, path: Path) -> dict:
         if entry.get(field) != value:
             raise ManifestError(f"{where}: {field} is {entry.get(field)!r} but the settings and header give "
                                 f"{value!r}; the manifest was edited")
-    for field in ("output_dir", "sim_dir"):
-        _inside(header["output_root"], expected[field], path, field)
+    if Path(header["output_root"]).is_absolute():  # a $HOME/… root is checked where it is resolved
+        for field in ("output_dir", "sim_dir"):
+            check_inside(header["output_root"], expected[field], path, field)
     return {**entry, "name": name, **expected}
 
 
@@ -294,7 +302,7 @@ def load_slice(path, digest: str) -> Plan:
     entry = _group(header, variant, data.get("group"), path)
     planned = _planned(header, variant, range(entry["first"], entry["first"] + entry["count"]))
     listed = data.get("productions")
-    derived = [p.model_dump() for p in planned.productions]
+    derived = [p.to_dict() for p in planned.productions]
     if listed != derived:
         wrong = next((d for i, d in enumerate(derived) if not isinstance(listed, list) or i >= len(listed)
                       or listed[i] != d), derived[0])

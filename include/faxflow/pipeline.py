@@ -30,6 +30,7 @@ from faxflow import __version__
 from faxflow.engines import StepCounts, get_engine
 from faxflow.errors import RETRYABLE_KINDS, BadInputError, EngineError, ValidationFailure, classify
 from faxflow.locks import exclusive
+from faxflow.manifest import check_inside
 from faxflow.plan import Plan, PlannedVariant, Production
 from faxflow.records import file_hashes, publish, read_record, record_is_valid, sha256, write_json_atomic
 
@@ -329,6 +330,8 @@ def run_group(plan: Plan, group_index: int, output_root: Optional[Path] = None, 
     group = plan.group(group_index)
     variant = plan.variant(group.variant)
     root = Path(output_root or plan.output_root)
+    for name in ("output_dir", "sim_dir"):
+        check_inside(root, getattr(variant, name), f"group {group.index}", name)
     runner = ProductionRunner(plan, variant, root, force=force, echo=echo)
     with exclusive(group_lock(runner.variant_dir, group.index), f"group {group.index} ({group.job_name})"):
         prepare = getattr(runner.engine, "prepare", None)  # picks and reports the kernel cache

@@ -13,14 +13,16 @@ The plan is frozen into a verified manifest by :mod:`faxflow.manifest`.
 import hashlib
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from pydantic import BaseModel
 
 from faxflow import __version__
-from faxflow.config import Campaign, ResolvedVariant, check_safe_name
+from faxflow.config import Campaign, ResolvedVariant
 from faxflow.errors import BadInputError
+from faxflow.names import SAFE_NAME, SAFE_NAME_HELP
 
 MANIFEST_VERSION = 2
 #: Settings that change where and how productions run, not what they contain.
@@ -34,11 +36,15 @@ NOT_IN_SIM_KEY = ("raw",)
 EVENTS_PER_CPU_SECOND = {"builtin": 780.0, "pax": 0.5}
 
 
-class Production(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Production:
     id: str
     index: int
     seed: int
     n_events: int
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "index": self.index, "seed": self.seed, "n_events": self.n_events}
 
     @property
     def sim_name(self) -> str:
@@ -65,10 +71,6 @@ class PlannedVariant(BaseModel):
     sim_dir: str
     productions: list[Production]
     group_indices: list[int]
-
-    @property
-    def keeps_raw(self) -> bool:
-        return self.settings.get("raw", "drop") == "keep" or self.settings["engine"] != "builtin"
 
 
 class Plan(BaseModel):
@@ -151,9 +153,9 @@ def expand_productions(campaign: str, variant: str, settings: dict, simulation_k
                        indices: range) -> list[Production]:
     """The productions ``indices`` of one variant; refuses ids that are unsafe or collide."""
     id_format = settings["production_id_format"]
-    productions = [Production.model_construct(id=id_format.format(name=variant, index=index), index=index,
-                                              seed=production_seed(campaign, simulation_key, index, base_seed),
-                                              n_events=settings["number_event_per_job"])
+    events = settings["number_event_per_job"]
+    productions = [Production(id_format.format(name=variant, index=index), index,
+                              production_seed(campaign, simulation_key, index, base_seed), events)
                    for index in indices]
     counts = Counter(p.id for p in productions)
     colliding = [pid for pid, count in counts.items() if count > 1]
@@ -161,11 +163,9 @@ def expand_productions(campaign: str, variant: str, settings: dict, simulation_k
         raise BadInputError(f"variant {variant}: production_id_format {id_format!r} gives the same id to several "
                             f"productions ({', '.join(colliding[:5])}{' …' if len(colliding) > 5 else ''}); "
                             "use {index} without truncation")
-    for production in productions:
-        try:
-            check_safe_name(production.id)
-        except ValueError as error:
-            raise BadInputError(f"variant {variant}: production id {error}") from None
+    unsafe = next((p.id for p in productions if not SAFE_NAME.match(p.id)), None)
+    if unsafe is not None:
+        raise BadInputError(f"variant {variant}: production id {unsafe!r} is not a safe name ({SAFE_NAME_HELP})")
     return productions
 
 
@@ -197,10 +197,10 @@ def make_plan(campaign: Campaign, *, run_id: str = "manual", output_root: Option
                 production_ids=[p.id for p in productions[start:start + per_job]],
                 job_name=job_name(campaign.name, run_id, variant.name, number)))
             indices.append(index)
-        planned.append(PlannedVariant(name=variant.name, key=key, sim_key=simulation_key, settings=settings,
-                                      output_dir=f"{campaign.name}/{variant.name}-{key}",
-                                      sim_dir=f"{campaign.name}/sim-{simulation_key}",
-                                      productions=productions, group_indices=indices))
+        planned.append(PlannedVariant.model_construct(
+            name=variant.name, key=key, sim_key=simulation_key, settings=settings,
+            output_dir=f"{campaign.name}/{variant.name}-{key}", sim_dir=f"{campaign.name}/sim-{simulation_key}",
+            productions=productions, group_indices=indices))
     return Plan(campaign=campaign.name, run_id=run_id, faxflow_version=__version__,
                 manifest_version=MANIFEST_VERSION, campaign_path=str(Path(campaign.path).resolve()),
                 output_root=str(root), seed=campaign.seed, seed_policy=campaign.seed_policy,
