@@ -17,7 +17,7 @@ from faxflow.errors import BadInputError
 from test_processing_synthetic import make_raw
 
 PHYSICS = PhysicsParameters()
-PROCESSING = ProcessingParameters(run_number=4321)
+PROCESSING = ProcessingParameters.for_period("SR1", run_number=4321)
 LIVE = np.flatnonzero(detector.live_mask())
 BASICS = ["s1", "s2", "s1_area_fraction_top", "s2_area_fraction_top", "s1_range_50p_area", "s2_range_50p_area",
           "x_pax", "y_pax", "z", "drift_time", "largest_other_s1", "largest_other_s2", "largest_unknown",
@@ -36,7 +36,7 @@ def raw_path(tmp_path_factory):
 
 
 def test_processed_file_holds_every_event_and_the_peaks(raw_path, tmp_path):
-    counts = process_file(raw_path, tmp_path / "p.parquet", PHYSICS, PROCESSING)
+    counts = process_file(raw_path, tmp_path / "p.parquet", PROCESSING)
     assert (counts.events_in, counts.events_out) == (3, 3)
     processed = read_processed(tmp_path / "p.parquet")
     assert list(processed.events["event_number"]) == [0, 1, 2]
@@ -46,8 +46,8 @@ def test_processed_file_holds_every_event_and_the_peaks(raw_path, tmp_path):
 
 
 def test_minitrees_have_one_row_per_event_with_hax_columns(raw_path, tmp_path):
-    process_file(raw_path, tmp_path / "p.parquet", PHYSICS, PROCESSING)
-    counts = build_minitrees_file(tmp_path / "p.parquet", tmp_path / "m.parquet", PHYSICS, PROCESSING)
+    process_file(raw_path, tmp_path / "p.parquet", PROCESSING)
+    counts = build_minitrees_file(tmp_path / "p.parquet", tmp_path / "m.parquet", PROCESSING)
     assert (counts.events_in, counts.events_out) == (3, 3)
     table = pq.read_table(tmp_path / "m.parquet")
     groups = json.loads(table.schema.metadata[b"faxflow.minitrees"])["treemakers"]
@@ -79,30 +79,30 @@ def test_truncated_raw_file_is_bad_input(raw_path, tmp_path):
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(BadInputError, match="truncated"):
-        process_file(truncated, tmp_path / "p.parquet", PHYSICS, PROCESSING)
+        process_file(truncated, tmp_path / "p.parquet", PROCESSING)
     assert not (tmp_path / "p.parquet").exists()
 
 
 def test_missing_or_foreign_processed_file_is_bad_input(tmp_path):
     with pytest.raises(BadInputError):
-        build_minitrees_file(tmp_path / "absent.parquet", tmp_path / "m.parquet", PHYSICS, PROCESSING)
+        build_minitrees_file(tmp_path / "absent.parquet", tmp_path / "m.parquet", PROCESSING)
     pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "foreign.parquet")
     with pytest.raises(BadInputError, match="not a faxflow processed file"):
-        build_minitrees_file(tmp_path / "foreign.parquet", tmp_path / "m.parquet", PHYSICS, PROCESSING)
+        build_minitrees_file(tmp_path / "foreign.parquet", tmp_path / "m.parquet", PROCESSING)
 
 
 def test_raw_file_without_events(tmp_path):
     write_raw(tmp_path / "empty.npz", make_raw([]))
-    assert process_file(tmp_path / "empty.npz", tmp_path / "p.parquet", PHYSICS, PROCESSING).events_out == 0
-    counts = build_minitrees_file(tmp_path / "p.parquet", tmp_path / "m.parquet", PHYSICS, PROCESSING)
+    assert process_file(tmp_path / "empty.npz", tmp_path / "p.parquet", PROCESSING).events_out == 0
+    counts = build_minitrees_file(tmp_path / "p.parquet", tmp_path / "m.parquet", PROCESSING)
     assert counts.events_out == 0
     assert "cs2" in pq.read_table(tmp_path / "m.parquet").column_names
 
 
 def test_processing_in_chunks_gives_the_same_result(raw_path, monkeypatch):
     raw = read_raw(raw_path)
-    whole = process(raw, PHYSICS, PROCESSING)
+    whole = process(raw, PROCESSING)
     monkeypatch.setattr(process_module, "CHUNK_EVENTS", 1)
-    chunked = process(raw, PHYSICS, PROCESSING)
+    chunked = process(raw, PROCESSING)
     pd.testing.assert_frame_equal(whole.events, chunked.events)
     pd.testing.assert_frame_equal(whole.peaks, chunked.peaks)

@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 
 from faxflow.engines.builtin import detector
+from faxflow.engines.builtin.processing.calibration import Calibration
 from faxflow.engines.builtin.processing.hits import find_hits
 from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
 
 PHYSICS = PhysicsParameters()
-PROCESSING = ProcessingParameters()
+PROCESSING = ProcessingParameters.for_period("SR1")
+TO_PE = Calibration.of(PROCESSING).adc_to_pe(PHYSICS.sample_duration_ns)
 LIVE = int(np.flatnonzero(detector.live_mask())[0])
 DEAD = int(detector.DEAD_CHANNELS[0])
 
@@ -20,7 +22,7 @@ def hits_of(pulses, channels=None):
     lengths = np.array([len(w) for w in pulses])
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     return find_hits(samples, np.zeros(len(pulses), np.int64), np.array(channels), np.zeros(len(pulses), np.int64),
-                     lengths, offsets, detector.adc_to_pe(PHYSICS), PROCESSING, 10.0)
+                     lengths, offsets, TO_PE, PROCESSING, 10.0)
 
 
 def flat(n=100):
@@ -49,7 +51,7 @@ def test_area_center_height_and_extension():
     w = flat(200)
     w[100:104] = [20, 50, 30, 10]
     hits = hits_of([w])
-    to_pe = detector.adc_to_pe(PHYSICS)[LIVE]
+    to_pe = TO_PE[LIVE]
     assert hits.left[0] == 97 and hits.right[0] == 122  # raw hit 100..102 (> 15) extended -3/+20
     assert hits.area_pe[0] == pytest.approx(110 * to_pe)
     assert hits.height_pe[0] == pytest.approx(50 * to_pe)
@@ -74,7 +76,7 @@ def test_dead_channels_are_skipped_and_baseline_is_from_first_samples():
     shifted = w + 3  # baseline 3 ADC lower in raw: still one hit, the baseline absorbs the offset
     hits = hits_of([shifted])
     assert len(hits) == 1
-    assert hits.height_pe[0] == pytest.approx(100 * detector.adc_to_pe(PHYSICS)[LIVE])
+    assert hits.height_pe[0] == pytest.approx(100 * TO_PE[LIVE])
 
 
 def test_hits_in_several_pulses_keep_their_event_and_channel():
@@ -83,7 +85,7 @@ def test_hits_in_several_pulses_keep_their_event_and_channel():
     samples = np.concatenate([16000 - a, 16000 - b]).astype(np.int16)
     live = np.flatnonzero(detector.live_mask())[:2]
     hits = find_hits(samples, np.array([0, 1]), live, np.array([1000, 20]), np.array([100, 100]),
-                     np.array([0, 100]), detector.adc_to_pe(PHYSICS), PROCESSING, 10.0)
+                     np.array([0, 100]), TO_PE, PROCESSING, 10.0)
     assert list(hits.event) == [0, 1]
     assert list(hits.channel) == list(live)
     assert list(hits.index_of_maximum) == [1055, 100]

@@ -11,7 +11,7 @@ from faxflow.engines.builtin.processing.sumwaveform import area_quantile_times
 from test_processing_synthetic import make_raw
 
 PHYSICS = PhysicsParameters()
-PROCESSING = ProcessingParameters()
+PROCESSING = ProcessingParameters.for_period("SR1")
 LIVE = np.flatnonzero(detector.live_mask())
 LIVE_TOP = LIVE[LIVE < 127]
 
@@ -25,7 +25,7 @@ def s2_photons(rng, t_ns, n, sigma_ns=300):
 
 
 def run(events, **kwargs):
-    return process(make_raw(events, **kwargs), PHYSICS, PROCESSING)
+    return process(make_raw(events, **kwargs), PROCESSING)
 
 
 def test_area_quantiles_of_a_flat_waveform():

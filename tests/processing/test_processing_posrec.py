@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from faxflow.engines.builtin.detector import lightmaps
+from faxflow.engines.builtin.processing.calibration import Calibration
 from faxflow.engines.builtin.processing.classification import S1, S2, UNKNOWN
 from faxflow.engines.builtin.processing.corrections import corrections, true_radius_cm
 from faxflow.engines.builtin.processing.interactions import depth_z_cm, find_interactions
@@ -11,20 +12,21 @@ from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingPara
 from faxflow.engines.builtin.processing.posrec import pattern_fit
 
 PHYSICS = PhysicsParameters()
-PROCESSING = ProcessingParameters()
+PROCESSING = ProcessingParameters.for_period("SR1")
+CALIBRATION = Calibration.of(PROCESSING)
 
 
 def test_pattern_fit_recovers_positions_across_the_tpc():
     rng = np.random.default_rng(5)
     truth = np.array([[0.0, 0.0], [12.3, -7.7], [-30.0, 20.0], [0.0, 45.0], [-38.0, -5.0]])
-    expected = lightmaps.s2_top_pattern(truth[:, 0], truth[:, 1], PHYSICS) * 1500
-    x, y, gof = pattern_fit(rng.poisson(expected).astype(float), PHYSICS)
+    expected = lightmaps.s2_top_pattern(truth[:, 0], truth[:, 1], PHYSICS.s2_pattern_height_cm) * 1500
+    x, y, gof = pattern_fit(rng.poisson(expected).astype(float), PHYSICS.s2_pattern_height_cm)
     assert np.hypot(x - truth[:, 0], y - truth[:, 1]).max() < 1.0
     assert np.all(gof > 0) and np.all(gof < 400)  # ~ chi2 with ~110 dof
 
 
 def test_pattern_fit_without_top_light_is_nan():
-    x, y, gof = pattern_fit(np.zeros((1, 127)), PHYSICS)
+    x, y, gof = pattern_fit(np.zeros((1, 127)), PHYSICS.s2_pattern_height_cm)
     assert np.isnan(x[0]) and np.isnan(y[0]) and np.isnan(gof[0])
 
 
@@ -44,8 +46,8 @@ def test_interactions_rank_s1s_by_coincidence_and_need_s1_before_s2():
 
 
 def test_z_from_drift_time():
-    assert depth_z_cm(1700.0, PROCESSING) == pytest.approx(0.0)
-    assert depth_z_cm(1700.0 + 100_000, PROCESSING) == pytest.approx(-13.35)
+    assert depth_z_cm(1700.0, CALIBRATION) == pytest.approx(0.0)
+    assert depth_z_cm(1700.0 + 100_000, CALIBRATION) == pytest.approx(-13.35)
 
 
 def test_fdc_inverts_the_simulator_distortion():
@@ -57,7 +59,7 @@ def test_fdc_inverts_the_simulator_distortion():
 def test_corrections():
     out = corrections(np.array([10.0, np.nan]), np.array([1000.0, np.nan]), np.array([0.6, np.nan]),
                       np.array([3.0, np.nan]), np.array([4.0, np.nan]), np.array([-50.0, np.nan]),
-                      np.array([550_000.0, np.nan]), PROCESSING)
+                      np.array([550_000.0, np.nan]), CALIBRATION)
     r = out["r"][0]
     assert out["r_observed"][0] == pytest.approx(5.0) and r > 5.0
     assert out["s2_lifetime_correction"][0] == pytest.approx(np.e)

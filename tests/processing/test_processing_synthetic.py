@@ -3,7 +3,8 @@
 import numpy as np
 
 from faxflow.engines.builtin import detector
-from faxflow.engines.builtin.parameters import PhysicsParameters
+from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
+from faxflow.engines.builtin.processing.calibration import Calibration
 from faxflow.engines.builtin.rawio import RawData
 
 BASELINE = 16000
@@ -15,7 +16,8 @@ def make_raw(events, physics=None, length_samples=2000, noise_adc=2.0, seed=0, z
     """``events``: list (one per event) of arrays of (channel, time_ns, n_pe) photon groups."""
     physics = physics or PhysicsParameters()
     rng = np.random.default_rng(seed)
-    adc_area_per_pe = 1.0 / np.where(detector.adc_to_pe(physics) > 0, detector.adc_to_pe(physics), np.inf)
+    to_pe = Calibration.of(ProcessingParameters.for_physics(physics)).adc_to_pe(physics.sample_duration_ns)
+    adc_area_per_pe = 1.0 / np.where(to_pe > 0, to_pe, np.inf)
     columns = {k: [] for k in ("event_first_pulse", "event_n_pulses", "pulse_channel", "pulse_left",
                                "pulse_length", "pulse_offset")}
     samples = []

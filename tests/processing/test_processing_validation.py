@@ -63,7 +63,7 @@ def production():
     table = instructions(N_EVENTS, seed=2017)
     truth, raw = simulate(table, PHYSICS, pmt_afterpulse=True, s2_afterpulse=True, rng=np.random.default_rng(11))
     electrons = table["s2_electrons"].to_numpy()
-    return {name: per_event(process(raw, PHYSICS, processing), processing, truth, electrons)
+    return {name: per_event(process(raw, processing), processing, truth, electrons)
             for name, processing in (("head", PROCESSING), ("relaxed", RELAXED))}
 
 

@@ -132,7 +132,7 @@ def test_s2_top_light_follows_the_pattern():
     channels = light_sharing.s2_photon_channels(source, np.array([15.0]), np.array([-10.0]), PHYSICS, rng())
     top = channels[detector.is_top(channels)]
     observed = np.bincount(top, minlength=127) / len(top)
-    np.testing.assert_allclose(observed, lightmaps.s2_top_pattern(15.0, -10.0, PHYSICS)[0], atol=0.004)
+    np.testing.assert_allclose(observed, lightmaps.s2_top_pattern(15.0, -10.0, PHYSICS.s2_pattern_height_cm)[0], atol=0.004)
 
 
 def test_double_pe_fraction():

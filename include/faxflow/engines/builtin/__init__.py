@@ -32,9 +32,10 @@ class BuiltinEngine:
         physics = dict(settings.get("physics") or {})
         period = physics.pop("period", "SR1")
         processing = dict(settings.get("processing") or {})
+        physics = PhysicsParameters.for_period(period, **physics)
         return cls(
-            physics=PhysicsParameters.for_period(period, **physics),
-            processing=ProcessingParameters.for_period(period, **processing),
+            physics=physics,
+            processing=ProcessingParameters.for_physics(physics, **processing),
             pmt_afterpulse=settings.get("pmt_afterpulse", True),
             s2_afterpulse=settings.get("s2_afterpulse", True),
         )
@@ -78,9 +79,9 @@ class BuiltinEngine:
     def process(self, raw: "Path | RawData", processed_out: Path) -> StepCounts:
         from faxflow.engines.builtin.processing.process import process_file
 
-        return process_file(raw, processed_out, self.physics, self.processing)
+        return process_file(raw, processed_out, self.processing)
 
     def minitrees(self, processed: Path, minitrees_out: Path) -> StepCounts:
         from faxflow.engines.builtin.minitrees import build_minitrees_file
 
-        return build_minitrees_file(processed, minitrees_out, self.physics, self.processing)
+        return build_minitrees_file(processed, minitrees_out, self.processing)

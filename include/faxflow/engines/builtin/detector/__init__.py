@@ -109,15 +109,6 @@ def electrons_per_adc_sample(physics) -> float:
     return physics.sample_duration_ns / physics.adc_per_electron_per_ns
 
 
-def adc_to_pe(physics) -> np.ndarray:
-    """float64[248]: PE per ADC-count-sample of integrated pulse area; 0 for dead channels."""
-    channel_gains = gains(physics.period)
-    conversion = np.zeros(N_TPC_CHANNELS)
-    live = channel_gains > 0
-    conversion[live] = electrons_per_adc_sample(physics) / channel_gains[live]
-    return conversion
-
-
 def zle_thresholds_adc(physics) -> np.ndarray:
     """int64[248]: ZLE threshold in ADC counts above the reference baseline, per channel."""
     if physics.zle_thresholds == "uniform":

@@ -32,9 +32,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from faxflow.engines import StepCounts
+from faxflow.engines.builtin.processing.calibration import Calibration
 from faxflow.engines.builtin.processing.corrections import corrections
 from faxflow.engines.builtin.processing.interactions import depth_z_cm, drift_time_ns
-from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
+from faxflow.engines.builtin.parameters import ProcessingParameters
 from faxflow.engines.builtin.processing.process import Processed, read_processed
 
 EVENT_SPACING_NS = 10_000_000
@@ -80,8 +81,7 @@ def _frame(groups: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
     return pd.DataFrame({name: values for group in groups.values() for name, values in group.items()})
 
 
-def build_minitrees_file(processed: Path, minitrees_out: Path, physics: PhysicsParameters,
-                         processing: ProcessingParameters) -> StepCounts:
+def build_minitrees_file(processed: Path, minitrees_out: Path, processing: ProcessingParameters) -> StepCounts:
     """Read a processed file and write the minitree Parquet file (treemaker groups in its metadata)."""
     data = read_processed(Path(processed))
     groups = _treemakers(data, processing)
@@ -94,6 +94,7 @@ def build_minitrees_file(processed: Path, minitrees_out: Path, physics: PhysicsP
 
 
 def _treemakers(processed: Processed, processing: ProcessingParameters) -> dict[str, dict[str, np.ndarray]]:
+    calibration = Calibration.of(processing)
     events = processed.events
     dt = processed.sample_duration_ns
     peaks = _Peaks(processed)
@@ -144,12 +145,12 @@ def _treemakers(processed: Processed, processing: ProcessingParameters) -> dict[
     main_s1_imax, main_s2_imax = peaks.take("index_of_maximum", main_s1), peaks.take("index_of_maximum", main_s2)
     alt_s1_drift = drift_time_ns(peaks.take("index_of_maximum", alt_s1), main_s2_imax, dt)
     extended["alt_s1_interaction_drift_time"] = alt_s1_drift
-    extended["alt_s1_interaction_z"] = depth_z_cm(alt_s1_drift, processing)
+    extended["alt_s1_interaction_z"] = depth_z_cm(alt_s1_drift, calibration)
     extended["alt_s1_tight_coincidence"] = peaks.take("tight_coincidence", alt_s1)
     extended["alt_s2_interaction_x"] = peaks.take("x", alt_s2)
     extended["alt_s2_interaction_y"] = peaks.take("y", alt_s2)
     alt_s2_drift = drift_time_ns(main_s1_imax, peaks.take("index_of_maximum", alt_s2), dt)
-    extended["alt_s2_interaction_z"] = depth_z_cm(alt_s2_drift, processing)
+    extended["alt_s2_interaction_z"] = depth_z_cm(alt_s2_drift, calibration)
     extended["alt_s2_interaction_s2_range_50p_area"] = peaks.take("range_area_decile_5", alt_s2)
     extended["alt_s2_interaction_s2_range_80p_area"] = peaks.take("range_area_decile_8", alt_s2)
     other_s2_time = peaks.take("hit_time_mean", other_s2)
@@ -161,7 +162,7 @@ def _treemakers(processed: Processed, processing: ProcessingParameters) -> dict[
     extended["largest_s2_before_main_s2_area"] = np.nan_to_num(peaks.take("area", s2_before), nan=0.0)
 
     correction_columns = corrections(basics["s1"], basics["s2"], basics["s2_area_fraction_top"], basics["x_pax"],
-                                     basics["y_pax"], basics["z"], basics["drift_time"], processing)
+                                     basics["y_pax"], basics["z"], basics["drift_time"], calibration)
     return {"Fundamentals": fundamentals, "Basics": basics,
             "Extended": {name: np.where(has_interaction, values, np.nan) for name, values in extended.items()},
             "Corrections": correction_columns}

@@ -12,7 +12,7 @@
 import numpy as np
 
 from faxflow.engines.builtin.detector import lightmaps
-from faxflow.engines.builtin.parameters import ProcessingParameters
+from faxflow.engines.builtin.processing.calibration import Calibration
 
 FDC_ITERATIONS = 20
 
@@ -27,17 +27,17 @@ def true_radius_cm(r_observed_cm, z_cm) -> np.ndarray:
 
 
 def corrections(s1_pe, s2_pe, s2_area_fraction_top, x_observed_cm, y_observed_cm, z_cm, drift_time_ns,
-                processing: ProcessingParameters) -> dict[str, np.ndarray]:
+                calibration: Calibration) -> dict[str, np.ndarray]:
     """Corrected areas and correction factors for arrays of interactions (NaN in → NaN out)."""
     x_obs = np.asarray(x_observed_cm, dtype=float)
     y_obs = np.asarray(y_observed_cm, dtype=float)
     z = np.asarray(z_cm, dtype=float)
     r_obs = np.hypot(x_obs, y_obs)
-    r_true = true_radius_cm(r_obs, z)
+    r_true = true_radius_cm(r_obs, z) if calibration.field_distortion else r_obs
     scale = np.divide(r_true, r_obs, out=np.ones_like(r_obs), where=r_obs > 0)
     x_true, y_true = x_obs * scale, y_obs * scale
 
-    lifetime = np.exp(np.asarray(drift_time_ns, dtype=float) / (processing.electron_lifetime_us * 1e3))
+    lifetime = np.exp(np.asarray(drift_time_ns, dtype=float) / (calibration.electron_lifetime_us * 1e3))
     s1_xyz = 1.0 / lightmaps.s1_light_yield(x_true, y_true, z)
     s2_xy = 1.0 / lightmaps.s2_light_yield(x_true, y_true)
     s2 = np.asarray(s2_pe, dtype=float)

@@ -34,10 +34,10 @@ def drift_time_ns(s1_index_of_maximum, s2_index_of_maximum, sample_duration_ns: 
     return samples * sample_duration_ns
 
 
-def depth_z_cm(drift_time, processing: ProcessingParameters) -> np.ndarray:
-    """z in cm (negative below the gate) = −v_d (drift_time − drift_time_gate)."""
-    velocity_cm_per_ns = processing.drift_velocity_um_per_ns * 1e-4
-    return -velocity_cm_per_ns * (np.asarray(drift_time, dtype=float) - processing.drift_time_gate_us * 1e3)
+def depth_z_cm(drift_time, calibration) -> np.ndarray:
+    """z in cm (negative below the gate) = −v_d (drift_time − drift_time_gate), from the :class:`.Calibration`."""
+    velocity_cm_per_ns = calibration.drift_velocity_um_per_ns * 1e-4
+    return -velocity_cm_per_ns * (np.asarray(drift_time, dtype=float) - calibration.drift_time_gate_us * 1e3)
 
 
 @njit(cache=True)

@@ -35,10 +35,11 @@ import pyarrow.parquet as pq
 
 from faxflow.engines import StepCounts
 from faxflow.engines.builtin import detector
+from faxflow.engines.builtin.processing.calibration import Calibration
 from faxflow.engines.builtin.processing.classification import LONE_HIT, PEAK_TYPES, S2, classify
 from faxflow.engines.builtin.processing.hits import Hits, find_hits
 from faxflow.engines.builtin.processing.interactions import depth_z_cm, drift_time_ns, find_interactions
-from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
+from faxflow.engines.builtin.parameters import ProcessingParameters
 from faxflow.engines.builtin.processing.peak_properties import N_SCALARS, property_arrays, property_columns
 from faxflow.engines.builtin.processing.peaks import Clusters, cluster_hits
 from faxflow.engines.builtin.processing.sumwaveform import N_QUANTILES
@@ -67,18 +68,20 @@ class Processed:
     sample_duration_ns: float
 
 
-def process(raw: RawData, physics: PhysicsParameters, processing: ProcessingParameters) -> Processed:
+def process(raw: RawData, processing: ProcessingParameters) -> Processed:
     """Process raw data in memory, ``CHUNK_EVENTS`` events at a time."""
-    events, peaks = _process_columns(raw, physics, processing)
+    events, peaks = _process_columns(raw, processing)
     return Processed(events=pd.DataFrame(events), peaks=pd.DataFrame(peaks), sample_duration_ns=raw.sample_duration_ns)
 
 
-def _process_columns(raw: RawData, physics: PhysicsParameters,
+def _process_columns(raw: RawData,
                      processing: ProcessingParameters) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(event columns, peak columns) of the whole file, as numpy arrays (peak ``type`` as str objects)."""
-    parts = [_process_chunk(_event_slice(raw, start, min(start + CHUNK_EVENTS, raw.n_events)), physics, processing)
+    calibration = Calibration.of(processing)
+    parts = [_process_chunk(_event_slice(raw, start, min(start + CHUNK_EVENTS, raw.n_events)), calibration,
+                            processing)
              for start in range(0, raw.n_events, CHUNK_EVENTS)] if raw.n_events > CHUNK_EVENTS else \
-        [_process_chunk(raw, physics, processing)]
+        [_process_chunk(raw, calibration, processing)]
     if len(parts) == 1:
         return parts[0]
     return tuple({name: np.concatenate([part[k][name] for part in parts]) for name in parts[0][k]} for k in (0, 1))
@@ -145,11 +148,11 @@ def _find_peaks(raw: RawData, to_pe: np.ndarray, processing: ProcessingParameter
     return hits, clusters, props
 
 
-def _process_chunk(raw: RawData, physics: PhysicsParameters,
+def _process_chunk(raw: RawData, calibration: Calibration,
                    processing: ProcessingParameters) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     dt = raw.sample_duration_ns
     n_events = raw.n_events
-    to_pe = detector.adc_to_pe(physics)
+    to_pe = calibration.adc_to_pe(dt)
     hits, clusters, props = _find_peaks(raw, to_pe, processing)
     kind = classify(-props["area_decile_from_midpoint_1"], props["range_area_decile_9"],
                     props["tight_coincidence"], props["n_contributing_channels"], processing)
@@ -166,7 +169,7 @@ def _process_chunk(raw: RawData, physics: PhysicsParameters,
              "type": np.asarray(PEAK_TYPES, dtype=object)[kept_kind]}
     for name, values in props.items():
         peaks[name] = values[keep]
-    _add_positions(peaks, kept_kind, event_of_peak, keep, clusters, hits, physics, processing)
+    _add_positions(peaks, kept_kind, event_of_peak, keep, clusters, hits, calibration, processing)
 
     pairs = find_interactions(event_bounds, kept_kind, peaks["area"], peaks["tight_coincidence"],
                               peaks["index_of_maximum"], processing)
@@ -189,11 +192,11 @@ def _process_chunk(raw: RawData, physics: PhysicsParameters,
         column = np.full(n_events, np.nan)
         column[has_pair] = peaks[axis][s2]
         events[axis] = column
-    events["z"] = depth_z_cm(drift, processing)
+    events["z"] = depth_z_cm(drift, calibration)
     return events, peaks
 
 
-def _add_positions(peaks, kind, event_of_peak, keep, clusters, hits, physics, processing) -> None:
+def _add_positions(peaks, kind, event_of_peak, keep, clusters, hits, calibration, processing) -> None:
     """Pattern-fit the S2s that can be main or alternative S2s (the ``pair_n_s2s`` largest per event
     with area ≥ ``s2_pairing_threshold_pe``); set the preferred x, y columns."""
     area = peaks["area"]
@@ -204,7 +207,7 @@ def _add_positions(peaks, kind, event_of_peak, keep, clusters, hits, physics, pr
     fit = s2[rank < processing.pair_n_s2s]
     top_area = top_area_per_channel(clusters.order, clusters.bounds, keep[fit], hits.channel, hits.area_pe,
                                     len(detector.TOP_CHANNELS))
-    x_fit, y_fit, gof = pattern_fit(top_area, physics)
+    x_fit, y_fit, gof = pattern_fit(top_area, calibration.s2_pattern_height_cm)
     n = len(area)
     for name, values in (("x_tpf", x_fit), ("y_tpf", y_fit), ("tpf_goodness_of_fit", gof)):
         column = np.full(n, np.nan)
@@ -215,12 +218,11 @@ def _add_positions(peaks, kind, event_of_peak, keep, clusters, hits, physics, pr
     peaks["y"] = np.where(fitted, peaks["y_tpf"], peaks["y_weighted_sum"])
 
 
-def process_file(raw: Path | RawData, processed_out: Path, physics: PhysicsParameters,
-                 processing: ProcessingParameters) -> StepCounts:
+def process_file(raw: Path | RawData, processed_out: Path, processing: ProcessingParameters) -> StepCounts:
     """Process a raw-data file (or raw data already in memory) and write the Parquet file described
     in the module docstring."""
     data = raw if isinstance(raw, RawData) else read_raw(Path(raw))
-    events, peaks = _process_columns(data, physics, processing)
+    events, peaks = _process_columns(data, processing)
     _write_columns(Path(processed_out), events, peaks, data.sample_duration_ns, processing)
     return StepCounts(events_in=data.n_events, events_out=len(events["event_number"]))
 

@@ -45,7 +45,7 @@ def s2_photon_channels(source_of_photon, source_x_cm, source_y_cm, physics,
         return channels
     used_sources, source_index = _unique_inverse(source_of_photon[goes_top])
     pattern = lightmaps.s2_top_pattern(np.asarray(source_x_cm)[used_sources],
-                                       np.asarray(source_y_cm)[used_sources], physics)
+                                       np.asarray(source_y_cm)[used_sources], physics.s2_pattern_height_cm)
     # Inverse-CDF sampling of every photon's top channel. Row i of the cumulative pattern is shifted
     # by +i, the photon's uniform number u becomes i + u, and the channel is the first entry > i + u
     # (what one searchsorted over all rows, which form one increasing sequence, would return).
