@@ -28,6 +28,7 @@ import numpy as np
 
 from faxflow import __version__
 from faxflow.engines import StepCounts, get_engine
+from faxflow.engines.pax import ENGINE_LOG
 from faxflow.errors import RETRYABLE_KINDS, BadInputError, EngineError, ValidationFailure, classify
 from faxflow.locks import exclusive
 from faxflow.manifest import check_inside
@@ -163,6 +164,11 @@ class ProductionRunner:
         files = self.files(production)
         result = ProductionResult(production.id)
         log = _production_logger(files.log)
+        engine_log = logging.getLogger(ENGINE_LOG)  # what the engine's own commands print
+        engine_log.setLevel(logging.INFO)
+        engine_log.propagate = False
+        for handler in log.handlers:
+            engine_log.addHandler(handler)
         self._raw_in_memory = None
         try:
             files.remove_leftovers(PROCESSING_STEPS)
@@ -184,6 +190,7 @@ class ProductionRunner:
         finally:
             self._raw_in_memory = None
             for handler in list(log.handlers):
+                engine_log.removeHandler(handler)
                 handler.close()
                 log.removeHandler(handler)
         return result
