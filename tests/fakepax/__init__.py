@@ -18,7 +18,8 @@ def make_fake_env(directory: Path, expect: dict, python: str = sys.executable) -
     env = Path(directory) / "env"
     (env / "bin").mkdir(parents=True, exist_ok=True)
     shutil.copy(HERE / "bin" / "paxer", env / "bin" / "paxer")
-    (env / "bin" / "python").write_text(f'#!/bin/bash\nexport PYTHONPATH="{HERE / "lib"}"\nexec "{python}" "$@"\n')
+    (env / "bin" / "python").write_text(f'#!/bin/bash\nexport PYTHONPATH="{HERE / "lib"}" FAKEPAX_ENV="{env}"\n'
+                                      f'exec "{python}" "$@"\n')
     (env / "bin" / "python").chmod(0o755)
     (env / "expect.json").write_text(json.dumps(expect))
     for path in (env, env / "bin", HERE, HERE / "lib", HERE / "lib" / "hax", HERE / "lib" / "pax"):
