@@ -6,6 +6,7 @@ hax tables). The real pax is not run here: it needs a Python-3.6-era stack.
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,8 @@ def pax_campaign(directory: Path, env: Path, name: str = "paxdemo", **extra) -> 
 
 
 def faxflow_run(config: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([FAXFLOW, "run", str(config), "-j", "2"], capture_output=True, text=True, timeout=300)
+    return subprocess.run([FAXFLOW, "run", str(config), "-j", "2"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "1000"})  # no line wrapping by the progress display
 
 
 def outputs(root: Path) -> dict[str, bytes]:
