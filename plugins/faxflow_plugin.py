@@ -59,10 +59,9 @@ def allowed_report(path: str) -> Path | None:
 
 
 def _build_app():
+    from airflow.api_fastapi.core_api.security import get_user
     from fastapi import Depends, FastAPI, HTTPException
     from fastapi.responses import FileResponse, HTMLResponse
-
-    from airflow.api_fastapi.core_api.security import get_user
 
     app = FastAPI(title="faxflow", dependencies=[Depends(get_user)])
 

@@ -4,8 +4,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faxflow.fits import (GAUSSIAN_WIDTH50_PER_SIGMA, diffusion_constant, drift_velocity, efficiency,
-                          efficiency_curve, fit_variant, lifetime_and_yield, resolution, setting_value)
+from faxflow.fits import (
+    GAUSSIAN_WIDTH50_PER_SIGMA,
+    diffusion_constant,
+    drift_velocity,
+    efficiency,
+    efficiency_curve,
+    fit_variant,
+    lifetime_and_yield,
+    resolution,
+    setting_value,
+)
 
 V_UM_PER_NS = 1.335
 

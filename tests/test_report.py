@@ -94,7 +94,8 @@ def test_fit_table_matches_catalog_and_recovers_d_and_tau(campaign):
             assert row["value"] == pytest.approx(row["configured"], rel=tolerance), (variant.name, row)
             assert 0 < row["error"] < 0.1 * row["value"]
     for tau in ("tau300", "tau900"):
-        assert table[(f"D45_{tau}", "diffusion_constant")]["value"] > 2 * table[(f"D15_{tau}", "diffusion_constant")]["value"]
+        low, high = (table[(f"{d}_{tau}", "diffusion_constant")]["value"] for d in ("D15", "D45"))
+        assert high > 2 * low
 
 
 def test_summary_cpu_hours_are_the_catalog_sum(campaign):
@@ -128,11 +129,12 @@ def test_dry_run_cpu_time_is_meaningful_for_small_campaigns(tmp_path):
     config.write_text("name: tiny\nnumber_job: 1\nnumber_event_per_job: 10\noutput_root: out\n")
     table = format_dry_run(make_plan(load_campaign(config)))
     assert "0.000" not in table
-    assert re.search(r"total .*\b0\.0128 s\b", table), table
+    assert re.search(r"total .*\b0\.0204 s\b", table), table
     assert f"builtin {EVENTS_PER_CPU_SECOND['builtin']:g} events/s/core" in table
 
 
 def test_throughput_constant_is_the_benchmark_figure():
     results = json.loads((PROJECT / "bench" / "results" / "chain.json").read_text())
-    largest = max(results["sizes"], key=int)
-    assert EVENTS_PER_CPU_SECOND["builtin"] == pytest.approx(results["sizes"][largest]["events_per_s"], rel=0.25)
+    largest = results["sizes"][max(results["sizes"], key=int)]
+    measured = largest["fused"]["events_per_cpu_s"] if "fused" in largest else largest["events_per_s"]
+    assert EVENTS_PER_CPU_SECOND["builtin"] == pytest.approx(measured, rel=0.25)

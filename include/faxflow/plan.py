@@ -31,9 +31,9 @@ NOT_IN_KEY = ("number_job", "production_id_format", "cluster")
 PROCESSING_ONLY = ("processing",)
 #: Settings that change what is kept, not what is computed.
 NOT_IN_SIM_KEY = ("raw",)
-#: Full-chain throughput used for CPU-time estimates (events/s/core). builtin: the 5000-event
-#: production of bench/results/chain.json (``make bench``); pax: about 2 s per event for fax + paxer.
-EVENTS_PER_CPU_SECOND = {"builtin": 780.0, "pax": 0.5}
+#: Full-chain throughput used for CPU-time estimates (events per CPU-second). builtin: the largest
+#: production of bench/results/chain.json (``make bench``, raw dropped); pax: about 2 s per event.
+EVENTS_PER_CPU_SECOND = {"builtin": 490.0, "pax": 0.5}
 
 
 @dataclass(frozen=True, slots=True)

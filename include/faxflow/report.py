@@ -23,8 +23,14 @@ import numpy as np
 import pandas as pd
 
 from faxflow.catalog import STATES, build_catalog, event_table, swept_parameters, write_catalog
-from faxflow.fits import GAUSSIAN_WIDTH50_PER_SIGMA, QUANTITIES, FitResult, drift_time_edges, efficiency_curve, \
-    fit_variant
+from faxflow.fits import (
+    GAUSSIAN_WIDTH50_PER_SIGMA,
+    QUANTITIES,
+    FitResult,
+    drift_time_edges,
+    efficiency_curve,
+    fit_variant,
+)
 from faxflow.plan import Plan, run_tag
 from faxflow.records import write_json_atomic
 
@@ -266,7 +272,8 @@ figure{margin:0}figcaption{font-size:12px;color:#555}img{max-width:100%}"""
 
 def _img(title: str, data: str) -> str:
     text = html.escape(title)
-    return f'<figure><img alt="{text}" title="{text}" src="data:image/png;base64,{data}"><figcaption>{text}</figcaption></figure>'
+    return (f'<figure><img alt="{text}" title="{text}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{text}</figcaption></figure>")
 
 
 def _table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
