@@ -42,7 +42,8 @@ def test_a_good_chain_counts_every_event_at_every_step(tmp_path):
     engine, sim = chain(tmp_path)
     assert simulate(engine, sim) == StepCounts(EVENTS, EVENTS)
     assert engine.process(sim / "raw" / "p0", sim / "processed" / "p0.root") == StepCounts(EVENTS, EVENTS)
-    assert engine.minitrees(sim / "processed" / "p0.root", sim / "minitrees" / "p0.parquet") == StepCounts(EVENTS, EVENTS)
+    minitrees = engine.minitrees(sim / "processed" / "p0.root", sim / "minitrees" / "p0.parquet")
+    assert minitrees == StepCounts(EVENTS, EVENTS)
     table = pq.read_table(sim / "minitrees" / "p0.parquet")
     assert table.num_rows == EVENTS and "index" not in table.column_names
     groups = json.loads(table.schema.metadata[b"faxflow.minitrees"])["treemakers"]

@@ -49,7 +49,8 @@ def test_golden_argv_of_the_2017_test_config(pmt_afterpulse, s2_afterpulse, phys
                                            Path("/p/raw/Fax_Test_000001"), seed=123, config_dir=Path("/c"))
     assert simulation == IN_ENV + [
         "paxer", "123", "--input", "/p/csv/Fax_Test_000001.csv", "--config", "XENON1T", "SR1_parameters",
-        "reduce_raw_data", "Simulation", "--config_string", "[WaveformSimulator]truth_file_name='/p/truth/Fax_Test_000001'",
+        "reduce_raw_data", "Simulation",
+        "--config_string", "[WaveformSimulator]truth_file_name='/p/truth/Fax_Test_000001'",
         "--output", "/p/raw/Fax_Test_000001", "--config_path", *(f"/c/{name}" for name in ini), "/c/MC.ini"]
     processing = engine.processing_command(Path("/p/raw/Fax_Test_000001"), Path("/p/processed/Fax_Test_000001.root"),
                                            config_dir=Path("/c"))
@@ -97,7 +98,8 @@ def test_ini_files_are_written_once_under_their_content_name(tmp_path):
 
 
 @pytest.mark.parametrize("raw,fragment", [
-    ({"physics": {"noise_rms_adc": 3.0}}, "physics.noise_rms_adc: pax has no setting for it (allowed with engine pax: "),
+    ({"physics": {"noise_rms_adc": 3.0}},
+     "physics.noise_rms_adc: pax has no setting for it (allowed with engine pax: "),
     ({"physics": {"period": "SR0"}}, "physics.period: with engine pax the period comes from pax.config_names"),
     ({"processing": {"hit_threshold_sigma": 4.0}}, "processing.hit_threshold_sigma: pax reconstructs with the "
                                                    "simulation's configuration (allowed with engine pax: run_number)"),
@@ -176,6 +178,10 @@ def test_seed_wrapper_is_python36_and_seeds_numpy_and_random(tmp_path):
     assert draw(2 ** 40 + 5) == draw(2 ** 40 + 5)
     assert draw(1) != draw(2)
     assert draw(1).startswith("['--x', 'a b'] ")
+    paxer.write_text("#!/bin/sh\necho not python\n")
+    done = subprocess.run([sys.executable, str(RUNNER), "paxer", "1"], env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "is not a Python script, so its random state cannot be seeded" in done.stderr
 
 
 def test_timeout_stops_the_whole_process_group(tmp_path):

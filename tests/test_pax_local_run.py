@@ -25,7 +25,8 @@ EXPECT = {
     "simulation_ini": ["NoPMTAfterpulses.ini", "NoS2Afterpulses.ini", "Personalize.ini", "MC.ini"],
     "processing_ini": ["Personalize.ini", "MC.ini"],
     "ini": {
-        "NoPMTAfterpulses.ini": {"WaveformSimulator": {"pmt_afterpulse_types": "{}", "each_pmt_afterpulse_types": "{}"}},
+        "NoPMTAfterpulses.ini": {"WaveformSimulator": {"pmt_afterpulse_types": "{}",
+                                                       "each_pmt_afterpulse_types": "{}"}},
         "NoS2Afterpulses.ini": {"WaveformSimulator": {"s2_afterpulse_types": (
             '{"Volume": {"p": 0, "time_parametrization": "uniform", "time_parameters": {"low": 0, "high": 0}}}')}},
         "Personalize.ini": {"DEFAULT": {"drift_velocity_liquid": "1.5 * um / ns"},
@@ -109,8 +110,8 @@ def test_same_seed_gives_identical_outputs_and_productions_differ(runs):
 
 
 def test_a_stand_in_that_sees_the_wrong_ini_fails_the_step(tmp_path):
-    wrong = {**EXPECT, "ini": {**EXPECT["ini"], "Personalize.ini": {"DEFAULT": {"drift_velocity_liquid": "9.9 * um / ns"},
-                                                                    "WaveformSimulator": {}}}}
+    asked = {"DEFAULT": {"drift_velocity_liquid": "9.9 * um / ns"}, "WaveformSimulator": {}}
+    wrong = {**EXPECT, "ini": {**EXPECT["ini"], "Personalize.ini": asked}}
     env = make_fake_env(tmp_path, wrong)
     done = faxflow_run(pax_campaign(tmp_path, env, number_job=1))
     assert done.returncode == 4, done.stdout[-2000:]

@@ -16,10 +16,10 @@ import shlex
 import signal
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
 
 from faxflow.engines import StepCounts
 from faxflow.engines.pax_physics import config_digest, config_files
@@ -66,13 +66,15 @@ class PaxEngine:
     @cached_property
     def versions(self) -> dict:
         """pax and hax versions of the env, asked once per engine (one engine per job)."""
-        output = self._run(self.in_env("python", str(RUNNER), "versions"), f"checking the pax env {self.conda_env} (pax and hax versions)",
+        output = self._run(self.in_env("python", str(RUNNER), "versions"),
+                           f"checking the pax env {self.conda_env} (pax and hax versions)",
                            logging.getLogger(ENGINE_LOG))
         try:
             found = json.loads(output.strip().splitlines()[-1])
             return {"pax": str(found["pax"]), "hax": str(found["hax"]), "conda_env": self.conda_env}
         except (ValueError, IndexError, KeyError, TypeError):
-            raise EngineError(f"the pax env {self.conda_env} did not report pax/hax versions: {output[-500:]!r}") from None
+            raise EngineError(f"the pax env {self.conda_env} did not report pax/hax versions: "
+                              f"{output[-500:]!r}") from None
 
     def prepare(self, output_root: Path, echo: Callable[[str], None]) -> dict:
         """Once per job: ask the env for its pax and hax versions, so an unusable env fails the job at once."""
@@ -123,8 +125,9 @@ class PaxEngine:
         """
         activate = f"{self.conda_activate} {shlex.quote(self.conda_env)}"
         env = shlex.quote(self.conda_env)
+        how = _plain(self.conda_activate)
         script = "\n".join([
-            f"{activate} || {{ echo \"pax probe: cannot activate the conda env {env} ('{_plain(self.conda_activate)}')\" >&2; exit 11; }}",
+            f"{activate} || {{ echo \"pax probe: cannot activate the conda env {env} ('{how}')\" >&2; exit 11; }}",
             f"command -v paxer >/dev/null || {{ echo \"pax probe: no paxer in the conda env {env}\" >&2; exit 12; }}",
             f"paxer --version >/dev/null || {{ echo \"pax probe: 'paxer --version' failed in {env}\" >&2; exit 13; }}",
             'exec python -c "$1" "${@:2}"',

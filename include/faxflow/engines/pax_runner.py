@@ -34,6 +34,11 @@ def run_paxer(seed, argv):
     paxer = shutil.which("paxer")
     if paxer is None:
         sys.exit("pax_runner: no paxer on PATH (is the pax env activated?)")
+    try:
+        with open(paxer) as handle:
+            compile(handle.read(), paxer, "exec")
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        sys.exit("pax_runner: " + paxer + " is not a Python script, so its random state cannot be seeded")
     numpy.random.seed(seed % SEED_MODULUS)
     random.seed(seed)
     sys.argv = [paxer] + list(argv)
