@@ -87,10 +87,14 @@ class PaxEngine:
         return f"pax-{versions['pax']}+hax-{versions['hax']}@{self.conda_env}"
 
     # -- commands (pure) ------------------------------------------------------------------------
+    @property
+    def _activate(self) -> str:
+        """The one line of shell text: the campaign's activation command and the validated env name."""
+        return f"{self.conda_activate} {shlex.quote(self.conda_env)}"
+
     def in_env(self, program: str, *args: str) -> list[str]:
         """argv running ``program args`` inside the conda env; args never pass through a shell."""
-        activate = f"{self.conda_activate} {shlex.quote(self.conda_env)}"
-        return ["bash", "-c", f'{activate} && exec "$@"', program, program, *args]
+        return ["bash", "-c", f'{self._activate} && exec "$@"', program, program, *args]
 
     def _paxer(self, seed: int, *args: str) -> list[str]:
         return self.in_env("python", str(RUNNER), "paxer", str(int(seed)), *args)
@@ -123,11 +127,11 @@ class PaxEngine:
         Checks, in order, each failure with its own message: the env activates, ``paxer --version``
         runs, hax imports, and every ``config_names`` entry is a config file of that pax.
         """
-        activate = f"{self.conda_activate} {shlex.quote(self.conda_env)}"
         env = shlex.quote(self.conda_env)
         how = _plain(self.conda_activate)
         script = "\n".join([
-            f"{activate} || {{ echo \"pax probe: cannot activate the conda env {env} ('{how}')\" >&2; exit 11; }}",
+            f"{self._activate} || {{ echo \"pax probe: cannot activate the conda env {env} ('{how}')\" >&2; "
+            "exit 11; }",
             f"command -v paxer >/dev/null || {{ echo \"pax probe: no paxer in the conda env {env}\" >&2; exit 12; }}",
             f"paxer --version >/dev/null || {{ echo \"pax probe: 'paxer --version' failed in {env}\" >&2; exit 13; }}",
             'exec python -c "$1" "${@:2}"',
