@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -45,8 +46,8 @@ def test_run_merges_reports_and_resumes(tmp_path):
         assert len(frame) == 40 and frame["production"].nunique() == 2
         summary = json.loads((path.parent / "summary.json").read_text())
         assert summary["events_in"] == summary["events_out"] == 40 and summary["failed"] == []
-    campaign_dir = tmp_path / "out" / "loc"
-    assert list(campaign_dir.glob("report-*.md")) and list(campaign_dir.glob("report-*.png"))
+    report = result.stdout.split("report:")[-1].split()[0]
+    assert Path(report).exists() and Path(report).parent == tmp_path / "out" / "loc"
 
     again = faxflow("run", str(config), "-j", "2")
     assert again.returncode == 0
