@@ -274,17 +274,47 @@ def _truth_table(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return truth
 
 
+class _SampleStore:
+    """All batches' samples in one array, sized from the first batch's samples per event (and grown
+    if needed), so in-memory raw data peak at about their own size instead of twice it (the batches
+    plus their concatenation)."""
+
+    SPARE = 1.1
+
+    def __init__(self, expected_events: int):
+        self._expected_events = expected_events
+        self._array = np.empty(0, np.int16)
+        self.size = 0
+
+    def append(self, samples: np.ndarray, events_so_far: int) -> None:
+        needed = self.size + len(samples)
+        if needed > len(self._array):
+            per_event = needed / max(events_so_far, 1)
+            capacity = int(self.SPARE * max(needed, per_event * self._expected_events)) + 1
+            grown = np.empty(capacity, np.int16)
+            grown[:self.size] = self._array[:self.size]
+            self._array = grown
+        self._array[self.size:needed] = samples
+        self.size = needed
+
+    def samples(self) -> np.ndarray:
+        return self._array[:self.size]
+
+
 def simulate(instructions: pd.DataFrame, physics: PhysicsParameters, *, pmt_afterpulse: bool,
              s2_afterpulse: bool, rng: np.random.Generator) -> tuple[pd.DataFrame, rawio.RawData]:
     """Simulate an instruction table (as read by :func:`instructions_io.read_instructions`, or any
     table with the instruction columns) into (truth DataFrame indexed by fax_truth_peak_id, raw data)."""
     truth_parts, tables = [], []
-    for first_event, truth, lengths, pulses in _batches(instructions, physics, pmt_afterpulse, s2_afterpulse, rng):
+    store = _SampleStore(expected_events=instructions["instruction"].nunique() if len(instructions) else 0)
+    for first_event, truth, lengths, pulses in _batches(instructions, physics, pmt_afterpulse, s2_afterpulse, rng,
+                                                        reuse_samples=True):
         truth_parts.append(truth)
         tables.append(_pulse_tables(first_event, lengths, pulses))
+        store.append(tables[-1].pop("samples"), first_event + len(lengths))
     joined = {name: np.concatenate([t[name] for t in tables]) if tables else np.zeros(0, np.int64)
               for name in ("event_number", "event_length_samples", "event_n_pulses", "pulse_channel",
-                           "pulse_left", "pulse_length", "samples")}
+                           "pulse_left", "pulse_length")}
     n_pulses, pulse_length = joined["event_n_pulses"].astype(np.int64), joined["pulse_length"].astype(np.int32)
     raw = rawio.RawData(
         sample_duration_ns=float(physics.sample_duration_ns), baseline_adc=int(physics.digitizer_baseline_adc),
@@ -293,7 +323,7 @@ def simulate(instructions: pd.DataFrame, physics: PhysicsParameters, *, pmt_afte
         event_first_pulse=np.cumsum(n_pulses) - n_pulses, event_n_pulses=n_pulses,
         pulse_channel=joined["pulse_channel"].astype(np.int16), pulse_left=joined["pulse_left"].astype(np.int64),
         pulse_length=pulse_length, pulse_offset=np.cumsum(pulse_length, dtype=np.int64) - pulse_length,
-        samples=joined["samples"].astype(np.int16, copy=False))
+        samples=store.samples())
     return _truth_table(truth_parts), raw
 
 
