@@ -187,7 +187,8 @@ def sweep_plots(plan: Plan, fits: dict[str, dict[str, FitResult]]) -> dict[str, 
                           capsize=3, color=f"C{number}", label=label)
             configured = [f.configured for _, f in values]
             if all(c is not None for c in configured):
-                axis.plot(x, configured, color=f"C{number}", ls="--", lw=1, label=f"configured ({label})")
+                axis.plot(x, configured, color=f"C{number}", ls="--", lw=1,
+                          label="configured" if label == "fitted" else f"configured ({label})")
         axis.legend(fontsize=7)
         plots[f"{quantity.label} vs {axis_key}"] = _png(figure)
     return plots
