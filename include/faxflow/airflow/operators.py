@@ -102,7 +102,8 @@ class _SlurmBackend:
                                missing_grace_seconds=self.op.missing_grace_seconds or max(120.0, 4 * interval),
                                max_bad_answers=self.op.max_bad_answers, max_wait_seconds=self.op.max_wait_seconds,
                                command_timeout=self.op.command_timeout,
-                               log_paths={"stdout": job["stdout"], "stderr": job["stderr"]})
+                               log_paths={"stdout": job["stdout"], "stderr": job["stderr"]},
+                               not_before=settle_until())
 
     def tail(self, path: str, lines: int) -> str:
         return self.client.tail(path, lines)
@@ -154,7 +155,8 @@ class _LocalBackend:
         return LocalJobTrigger(exit_file=job["exit_file"], pid=int(job["pid"]), heartbeat_file=job["heartbeat_file"],
                                job_name=job["job_name"], poll_interval=min(self.op.poll_interval, 1.0),
                                max_wait_seconds=self.op.max_wait_seconds,
-                               log_paths={"stdout": job["stdout"], "stderr": job["stderr"]})
+                               log_paths={"stdout": job["stdout"], "stderr": job["stderr"]},
+                               not_before=settle_until())
 
     def tail(self, path: str, lines: int) -> str:
         try:
@@ -176,6 +178,13 @@ class _LocalBackend:
         from faxflow.airflow.local_jobs import kill_local_job
 
         kill_local_job(int(job["pid"]), job["exit_file"])
+
+
+def settle_until() -> float:
+    """When a trigger deferred now may fire at the earliest."""
+    from faxflow.airflow.triggers import DEFERRAL_SETTLE_SECONDS
+
+    return time.time() + DEFERRAL_SETTLE_SECONDS
 
 
 def _slurm_minutes(minutes: int) -> str:

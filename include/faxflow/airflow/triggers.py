@@ -30,6 +30,18 @@ logging.getLogger("asyncssh").setLevel(logging.WARNING)
 log = logging.getLogger(__name__)
 
 
+#: Shortest time between deferring and the trigger's event. The worker that deferred may take seconds to
+#: exit on a busy machine; if the event re-queues the task first, the scheduler takes the late "worker
+#: finished" report for a state changed externally and fails the task (seen with clears that redo one step).
+DEFERRAL_SETTLE_SECONDS = 10.0
+
+
+async def settle(not_before: Optional[float]) -> None:
+    """Wait until ``not_before`` (epoch seconds) before firing an event (see :data:`DEFERRAL_SETTLE_SECONDS`)."""
+    if not_before is not None:
+        await asyncio.sleep(max(0.0, not_before - time.time()))
+
+
 #: Most bytes of one log file copied per poll (a chatty job is shown in pieces, never blocks the loop).
 LOG_CHUNK_BYTES = 64 * 1024
 
@@ -106,14 +118,16 @@ class SlurmJobTrigger(BaseTrigger):
     :param max_wait_seconds: give up after this long (None: no cap besides the others)
     :param command_timeout: seconds for one status query
     :param log_paths: label → remote log file of the job, copied into the task log while it runs
+    :param not_before: fire no event before this time (epoch seconds; see :data:`DEFERRAL_SETTLE_SECONDS`)
     """
 
     def __init__(self, ssh_conn_id: str, job_id: str, job_name: str = "", poll_interval: float = 30.0,
                  missing_grace_seconds: float = 300.0, max_bad_answers: int = 5,
                  max_wait_seconds: Optional[float] = None, command_timeout: float = 120.0,
-                 log_paths: Optional[dict[str, str]] = None):
+                 log_paths: Optional[dict[str, str]] = None, not_before: Optional[float] = None):
         super().__init__()
         self.log_paths = dict(log_paths or {})
+        self.not_before = not_before
         self.ssh_conn_id = ssh_conn_id
         self.job_id = commands.check_job_id(job_id)
         self.job_name = job_name
@@ -128,7 +142,7 @@ class SlurmJobTrigger(BaseTrigger):
             "ssh_conn_id": self.ssh_conn_id, "job_id": self.job_id, "job_name": self.job_name,
             "poll_interval": self.poll_interval, "missing_grace_seconds": self.missing_grace_seconds,
             "max_bad_answers": self.max_bad_answers, "max_wait_seconds": self.max_wait_seconds,
-            "command_timeout": self.command_timeout, "log_paths": self.log_paths})
+            "command_timeout": self.command_timeout, "log_paths": self.log_paths, "not_before": self.not_before})
 
     def _event(self, status: str, message: str, job: Optional[dict] = None) -> TriggerEvent:
         payload = {"status": status, "job_id": self.job_id, "job_name": self.job_name, "message": message}
@@ -192,6 +206,7 @@ class SlurmJobTrigger(BaseTrigger):
                 last_state = status.state.value
             if status.state.terminal:
                 streamed = await self._follow(follower, final=True)
+                await settle(self.not_before)
                 event = self._event("done", f"job ended {status.state.value}", status.to_dict())
                 event.payload["logs_streamed"] = streamed
                 yield event
@@ -220,13 +235,15 @@ class LocalJobTrigger(BaseTrigger):
     :param poll_interval: seconds between checks
     :param max_wait_seconds: give up after this long
     :param log_paths: label → log file of the job, copied into the task log while it runs
+    :param not_before: fire no event before this time (epoch seconds; see :data:`DEFERRAL_SETTLE_SECONDS`)
     """
 
     def __init__(self, exit_file: str, pid: int, heartbeat_file: str, job_name: str = "",
                  poll_interval: float = 1.0, max_wait_seconds: Optional[float] = None,
-                 log_paths: Optional[dict[str, str]] = None):
+                 log_paths: Optional[dict[str, str]] = None, not_before: Optional[float] = None):
         super().__init__()
         self.log_paths = dict(log_paths or {})
+        self.not_before = not_before
         self.heartbeat_file = heartbeat_file
         self.exit_file = exit_file
         self.pid = int(pid)
@@ -239,7 +256,7 @@ class LocalJobTrigger(BaseTrigger):
             "exit_file": self.exit_file, "pid": self.pid, "heartbeat_file": self.heartbeat_file,
             "job_name": self.job_name,
             "poll_interval": self.poll_interval, "max_wait_seconds": self.max_wait_seconds,
-            "log_paths": self.log_paths})
+            "log_paths": self.log_paths, "not_before": self.not_before})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from faxflow.airflow.local_jobs import heartbeat_fresh, local_job_event
@@ -251,6 +268,7 @@ class LocalJobTrigger(BaseTrigger):
             event = await asyncio.to_thread(local_job_event, self.exit_file, self.pid, self.job_name)
             if event is not None:
                 await follower.follow(final=True)
+                await settle(self.not_before)
                 yield TriggerEvent({**event, "logs_streamed": True})
                 return
             await follower.follow()
