@@ -87,3 +87,14 @@ def test_warm_command_reports_the_directory_and_time(session_cache, tmp_path):
     second = subprocess.run(command, env=env, capture_output=True, text=True, check=True, timeout=300).stdout
     assert first.startswith("kernels compiled in ") and str(tmp_path / "kernels") in first
     assert second.startswith("kernels already warm in ") and "loaded in" in second
+
+
+def test_unusable_cache_is_a_storage_error_naming_the_directory_and_variable(tmp_path):
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")  # below a regular file nothing can be created, even by root
+    script = "from faxflow.engines.builtin import kernel_cache; kernel_cache.use()"
+    env = {**os.environ, kernel_cache.ENV_VAR: str(not_a_directory / "kernels")}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "StorageError" in result.stderr and str(not_a_directory / "kernels") in result.stderr
+    assert kernel_cache.ENV_VAR in result.stderr and "not writable" in result.stderr

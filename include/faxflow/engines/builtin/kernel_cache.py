@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from faxflow import __version__
+from faxflow.errors import StorageError
 
 ENV_VAR = "FAXFLOW_KERNEL_CACHE"
 KERNEL_MODULES = (
@@ -70,7 +71,12 @@ def use(default: Path | None = None) -> Path:
     import numba
 
     directory = cache_dir(default)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=directory).close()
+    except OSError as error:
+        raise StorageError(f"kernel cache {directory} is not writable ({error.strerror or error}); "
+                           f"point {ENV_VAR} at a writable directory") from error
     os.environ["NUMBA_CACHE_DIR"] = str(directory)  # kept by numba's config reloads and child processes
     numba.config.CACHE_DIR = str(directory)
     _active = directory
