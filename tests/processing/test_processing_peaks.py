@@ -81,16 +81,44 @@ def test_natural_breaks_splits_two_s2s_within_the_pass2_gap():
     assert list(second["type"]) == ["s2"]
 
 
+def peak_properties(**columns):
+    defaults = {"area": 8.0, "area_fraction_top": 0.2, "range_area_decile_5": 60.0, "range_area_decile_9": 100.0,
+                "area_decile_from_midpoint_1": -30.0, "tight_coincidence": 3, "n_contributing_channels": 5}
+    n = max(len(np.atleast_1d(v)) for v in columns.values())
+    return {name: np.broadcast_to(np.asarray(columns.get(name, value), dtype=float), n)
+            for name, value in defaults.items()}
+
+
 def test_classification_rule():
-    rise = np.array([30, 30, 200, 200, 30])
-    width = np.array([100, 100, 800, 800, 100])
-    tight = np.array([3, 1, 1, 1, 1])
-    channels = np.array([5, 5, 10, 3, 1])
-    assert list(classify(rise, width, tight, channels, PROCESSING)) == [S1, UNKNOWN, S2, UNKNOWN, LONE_HIT]
+    rise = np.array([30, 30, 200, 200, 30, 30])
+    props = peak_properties(area_decile_from_midpoint_1=-rise, range_area_decile_9=[100, 100, 800, 800, 100, 100],
+                            range_area_decile_5=[60, 60, 300, 300, 60, 60], tight_coincidence=[3, 1, 1, 1, 1, 1],
+                            n_contributing_channels=[5, 2, 10, 3, 1, 3])
+    assert list(classify(props, PROCESSING)) == [S1, UNKNOWN, S2, UNKNOWN, LONE_HIT, S1]
     limit = PROCESSING.s1_max_width_90p_ns
-    wide = classify(np.array([30, 30]), np.array([limit - 1, limit + 1]), np.array([5, 5]), np.array([5, 5]),
+    wide = classify(peak_properties(range_area_decile_9=[limit - 1, limit + 1], range_area_decile_5=[200, 200]),
                     PROCESSING)
     assert list(wide) == [S1, S2]  # fast rise; the 90 % width decides
+
+
+def test_single_electron_s2s_are_not_s1s():
+    # a fast single-electron-like peak: ~20 PE, top-heavy (light made in the gas) -> S2
+    single_electron = peak_properties(area=20.0, area_fraction_top=0.65, area_decile_from_midpoint_1=-60.0)
+    assert list(classify(single_electron, PROCESSING)) == [S2]
+    # the same peak with an S1's top fraction is an S1; a large one rising slowly is not
+    assert list(classify(peak_properties(area=20.0, area_decile_from_midpoint_1=-60.0), PROCESSING)) == [S1]
+    slow_rise = peak_properties(area=20.0, area_decile_from_midpoint_1=-(PROCESSING.s1_large_max_rise_time_ns + 5))
+    assert list(classify(slow_rise, PROCESSING)) == [S2]
+
+
+def test_small_s1_broadened_by_a_late_hit_stays_an_s1():
+    # narrow core (50 % width) but a 90 % width and rise stretched by one late afterpulse
+    broadened = peak_properties(area=6.0, range_area_decile_9=700.0, range_area_decile_5=90.0,
+                                area_decile_from_midpoint_1=-150.0)
+    assert list(classify(broadened, PROCESSING)) == [S1]
+    top_heavy = peak_properties(area=6.0, area_fraction_top=0.8, range_area_decile_9=700.0,
+                                range_area_decile_5=90.0, area_decile_from_midpoint_1=-150.0)
+    assert list(classify(top_heavy, PROCESSING)) == [S2]
 
 
 def test_empty_and_noise_only_events_are_kept():

@@ -119,13 +119,21 @@ class ProcessingParameters(BaseModel):
     hit_extension_right_samples: int = Field(20, ge=0)
     s1_cluster_gap_ns: float = Field(350.0, gt=0)
     s2_cluster_gap_ns: float = Field(3500.0, gt=0)
-    # pax HEAD used 70 ns / 300 ns; with the 44.77 ns S1 decay, the transit-time spread and the SPE
-    # tail, t50 - t10 of a 5-15 PE S1 exceeds 70 ns ~12 % of the time, so HEAD's cuts find only
-    # ~87 % of main S1s. These defaults find ≥ 95 % while single-electron S2s (t50 - t10 ≈ 140 ns)
-    # stay S2s. Set 70 / 300 under processing: to reproduce pax HEAD.
+    # pax HEAD used 70 ns / 300 ns, which loses ~12 % of 5-15 PE S1s (44.77 ns decay, transit-time
+    # spread, SPE tail). 110 / 500 keep them but let ~5 % of single-electron S2s through; the
+    # top-fraction and large-area vetoes below reject those (docs/physics.md, "Classification").
     s1_max_rise_time_ns: float = Field(110.0, gt=0, description="S1 if t50 - t10 below this (pax HEAD: 70)")
     s1_max_width_90p_ns: float = Field(500.0, gt=0, description="and 90 % area width below this (pax HEAD: 300)")
     s1_min_tight_coincidence: int = Field(2, ge=1)
+    s1_min_channels: int = Field(3, ge=1, description="or at least this many contributing channels")
+    s1_max_top_fraction: float = Field(0.36, gt=0, lt=1, description="highest S1 area fraction top (light map)")
+    s1_top_veto_sigma: float = Field(2.5, description="not an S1 if the top area exceeds that fraction by this many sigma")
+    s1_relaxed_max_area_pe: float = Field(30.0, ge=0, description="below this, a narrow core with S1-like top fraction is an S1")
+    s1_relaxed_max_width_50p_ns: float = Field(140.0, gt=0)
+    s1_relaxed_max_rise_time_ns: float = Field(250.0, gt=0)
+    s1_relaxed_top_sigma: float = Field(1.0, description="top area at most this many sigma above s1_max_top_fraction")
+    s1_large_area_pe: float = Field(12.0, ge=0, description="S1s this large must rise faster than s1_large_max_rise_time_ns")
+    s1_large_max_rise_time_ns: float = Field(80.0, gt=0)
     tight_coincidence_window_ns: float = Field(50.0, ge=0)
     s2_min_channels: int = Field(4, ge=1)
     s2_pairing_threshold_pe: float = Field(70.0, ge=0)

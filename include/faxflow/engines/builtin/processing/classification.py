@@ -1,12 +1,20 @@
-"""Peak classification: pax HEAD ``AdHocClassification1T`` (domain-reference §5.3).
+"""Peak classification: pax HEAD ``AdHocClassification1T`` plus two tests that keep single-electron
+S2s out of the S1s and recover S1s broadened by a lone hit or an afterpulse (docs/physics.md,
+"Classification").
 
 - one contributing channel → ``lone_hit``;
-- fast peaks (rise time t50 − t10 < ``s1_max_rise_time_ns`` and 90 % width < ``s1_max_width_90p_ns``)
-  → ``s1`` if tight_coincidence ≥ ``s1_min_tight_coincidence``, else ``unknown``;
-- slow peaks → ``s2`` if n_contributing_channels ≥ ``s2_min_channels``, else ``unknown``.
+- S1 candidates: tight_coincidence ≥ ``s1_min_tight_coincidence`` or ≥ ``s1_min_channels``
+  contributing channels, and an S1 shape: fast (rise time t50 − t10 < ``s1_max_rise_time_ns`` and
+  90 % width < ``s1_max_width_90p_ns``), or — for peaks below ``s1_relaxed_max_area_pe`` — a narrow
+  core (50 % width < ``s1_relaxed_max_width_50p_ns``, rise < ``s1_relaxed_max_rise_time_ns``) with
+  a top fraction clearly S1-like (less than ``s1_relaxed_top_sigma`` above ``s1_max_top_fraction``);
+- vetoes: a top fraction more than ``s1_top_veto_sigma`` above ``s1_max_top_fraction`` (light made
+  in the gas), or area ≥ ``s1_large_area_pe`` with rise ≥ ``s1_large_max_rise_time_ns``
+  (S1s that large are fast; single electrons are not);
+- everything else → ``s2`` if n_contributing_channels ≥ ``s2_min_channels``, else ``unknown``.
 
-The HEAD rule is used rather than v6.8.0's area/AFT-dependent rise-time curve: it has no
-hand-tuned curves, and its thresholds are all ProcessingParameters, so a campaign can vary them.
+The top-fraction test treats a peak's area in PE as the number of trials: z = (top − A·f) /
+sqrt(A·f·(1 − f)), with f = ``s1_max_top_fraction`` (the highest S1 top fraction of the light map).
 """
 
 import numpy as np
@@ -17,11 +25,28 @@ PEAK_TYPES = ("lone_hit", "s1", "s2", "unknown")
 LONE_HIT, S1, S2, UNKNOWN = range(4)
 
 
-def classify(rise_time_ns: np.ndarray, width_90p_ns: np.ndarray, tight_coincidence: np.ndarray,
-             n_contributing_channels: np.ndarray, processing: ProcessingParameters) -> np.ndarray:
-    """Type code per peak (index into PEAK_TYPES), int8."""
-    fast = (rise_time_ns < processing.s1_max_rise_time_ns) & (width_90p_ns < processing.s1_max_width_90p_ns)
-    fast_type = np.where(tight_coincidence >= processing.s1_min_tight_coincidence, S1, UNKNOWN)
-    slow_type = np.where(n_contributing_channels >= processing.s2_min_channels, S2, UNKNOWN)
-    kind = np.where(fast, fast_type, slow_type)
-    return np.where(n_contributing_channels == 1, LONE_HIT, kind).astype(np.int8)
+def classify(properties: dict[str, np.ndarray], processing: ProcessingParameters) -> np.ndarray:
+    """Type code per peak (index into PEAK_TYPES), int8, from the peak property columns."""
+    p = processing
+    area = properties["area"]
+    rise = -properties["area_decile_from_midpoint_1"]
+    width_50p, width_90p = properties["range_area_decile_5"], properties["range_area_decile_9"]
+    n_channels = properties["n_contributing_channels"]
+    coincident = (properties["tight_coincidence"] >= p.s1_min_tight_coincidence) | (n_channels >= p.s1_min_channels)
+    top_excess = _top_excess_sigma(area, properties["area_fraction_top"], p.s1_max_top_fraction)
+
+    fast = (rise < p.s1_max_rise_time_ns) & (width_90p < p.s1_max_width_90p_ns)
+    narrow_core = ((area < p.s1_relaxed_max_area_pe) & (width_50p < p.s1_relaxed_max_width_50p_ns)
+                   & (rise < p.s1_relaxed_max_rise_time_ns) & (top_excess < p.s1_relaxed_top_sigma))
+    vetoed = (top_excess > p.s1_top_veto_sigma) | ((area >= p.s1_large_area_pe) & (rise >= p.s1_large_max_rise_time_ns))
+    is_s1 = coincident & (fast | narrow_core) & ~vetoed
+
+    kind = np.where(is_s1, S1, np.where(n_channels >= p.s2_min_channels, S2, UNKNOWN))
+    return np.where(n_channels == 1, LONE_HIT, kind).astype(np.int8)
+
+
+def _top_excess_sigma(area, top_fraction, expected_fraction: float) -> np.ndarray:
+    """How many binomial sigmas the top area lies above ``expected_fraction`` of the area."""
+    trials = np.maximum(np.asarray(area, dtype=float), 1.0)
+    spread = np.sqrt(trials * expected_fraction * (1.0 - expected_fraction))
+    return (np.nan_to_num(top_fraction) * trials - trials * expected_fraction) / spread

@@ -1,8 +1,10 @@
 """Interactions: pairing S1s with S2s (pax ``BuildInteractions``, domain-reference §5.4).
 
-Per event: the S1s ranked by (tight_coincidence, area) descending, first ``pair_n_s1s``; the S2s with
-area ≥ ``s2_pairing_threshold_pe`` ranked by area, first ``pair_n_s2s``. Looping S2s (outer) then
-S1s (inner), a pair is an interaction if the S2's sum-waveform maximum is not before the S1's.
+Per event: the S1s ranked by (tight_coincidence, area) descending; the S2s with area ≥
+``s2_pairing_threshold_pe`` ranked by area, first ``pair_n_s2s``. Looping S2s (outer) then the first
+``pair_n_s1s`` ranked S1s whose sum-waveform maximum is not after the S2's (inner), each pair is an
+interaction. pax takes the first ``pair_n_s1s`` S1s of the whole event instead, so S1-like peaks
+after the main S2 can crowd out its true S1 (docs/physics.md, "Classification").
 The main interaction is the first one. Alternatives (hax Extended): ``alt_s1`` is the S1 of the
 first later interaction with the main S2 and another S1; ``alt_s2`` the S2 of the first later
 interaction with the main S1 and another S2.
@@ -64,12 +66,16 @@ def _pair(event_bounds, peak_type, area, tight, imax, s2_threshold, n_s1s, n_s2s
         s2s = s2s[:n2]
         # descending by (tight coincidence, area): stable sort by area, then by tight coincidence
         s1s = s1s[np.argsort(-area[s1s], kind="mergesort")]
-        s1s = s1s[np.argsort(-tight[s1s], kind="mergesort")][:n_s1s]
+        s1s = s1s[np.argsort(-tight[s1s], kind="mergesort")]
         s2s = s2s[np.argsort(-area[s2s], kind="mergesort")][:n_s2s]
         for s2 in s2s:
+            candidates = 0
             for s1 in s1s:
                 if imax[s2] < imax[s1]:
                     continue
+                candidates += 1
+                if candidates > n_s1s:
+                    break
                 if main_s2[e] < 0:
                     main_s1[e], main_s2[e] = s1, s2
                 elif s2 == main_s2[e] and alt_s1[e] < 0:

@@ -154,8 +154,7 @@ def _process_chunk(raw: RawData, calibration: Calibration,
     n_events = raw.n_events
     to_pe = calibration.adc_to_pe(dt)
     hits, clusters, props = _find_peaks(raw, to_pe, processing)
-    kind = classify(-props["area_decile_from_midpoint_1"], props["range_area_decile_9"],
-                    props["tight_coincidence"], props["n_contributing_channels"], processing)
+    kind = classify(props, processing)
 
     lone = kind == LONE_HIT
     keep = np.flatnonzero(~lone)
