@@ -268,10 +268,13 @@ def _encode_frame(samples: np.ndarray, baseline_adc: int) -> bytes:
 
 
 def _decode_frame(frame, n_samples: int, baseline_adc: int, out: np.ndarray) -> None:
-    """Decode one frame of ``n_samples`` samples into ``out``."""
+    """Decode one frame of ``n_samples`` samples into ``out`` (in place, a few passes in cache)."""
     split = np.frombuffer(pa.Codec("zstd").decompress(frame, decompressed_size=2 * n_samples), np.uint8)
-    zigzag = np.ascontiguousarray(split.reshape(2, n_samples).T).view(np.uint16).reshape(-1)
-    below = ((zigzag >> 1) ^ (-(zigzag & 1))).view(np.int16)  # -(u & 1) wraps to all ones for odd u
+    zigzag = split[n_samples:].astype(np.uint16)
+    zigzag <<= 8
+    zigzag |= split[:n_samples]
+    below = (zigzag >> 1).view(np.int16)
+    below ^= (-(zigzag & 1)).view(np.int16)  # -(u & 1) wraps to all ones for odd u
     np.subtract(np.int16(baseline_adc), below, out=out)
 
 
