@@ -58,6 +58,8 @@ class PhysicsParameters(BaseModel):
     s2_secondary_sc_gain_photons_per_electron: float = Field(21.3, ge=0, le=1000)
     s2_mean_area_fraction_top: float = Field(0.627, ge=0, le=1)
     s2_pattern_height_cm: float = Field(7.0, gt=0, description="effective height h of the (1+d²/h²)^-3/2 top pattern")
+    s2_emission_weighting: Literal["fax", "path"] = Field(
+        "fax", description="S2 emission times: fax's speed-weighted light per step, or light per unit path")
     singlet_fraction_gas: float = Field(0.035, ge=0, le=1)
     singlet_lifetime_gas_ns: float = Field(5.88, gt=0, le=1e6)
     triplet_lifetime_gas_ns: float = Field(119.5, gt=0, le=1e6)

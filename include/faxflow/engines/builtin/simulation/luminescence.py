@@ -1,9 +1,11 @@
 """S2 electroluminescence in the gas gap: photon yield per electron and emission times.
 
-Emission-time model of fax (domain-reference §3.3e): uniform field E0 between the liquid surface
+Emission-time model of fax (docs/physics.md, "S2"): uniform field E0 between the liquid surface
 and r_A from the anode wire, wire-like E0 r_A / r closer in; electron speed alpha E / n_gas; light
-per unit path proportional to max(E - 0.8 kV/cm x P/bar, 0). The inverse CDF of the emission time
-is computed once per parameter set. The gas-gap warping map (a pickle) is not used: the gap is
+per unit path proportional to max(E - 0.8 kV/cm x P/bar, 0). fax weights the light of each
+(equal-length) path step by the electron's speed as well (``s2_emission_weighting: fax``, the
+default); ``path`` uses the light per unit path alone. The inverse CDF of the emission time is
+computed once per parameter set. The gas-gap warping map (a pickle) is not used: the gap is
 ``gas_gap_cm`` everywhere.
 """
 
@@ -29,7 +31,7 @@ def photons_per_electron(n_electrons: int, mean_photons_per_electron, rng: np.ra
 @lru_cache(maxsize=8)
 def _emission_time_quantiles_ns(gas_gap_cm, gate_to_anode_cm, wire_radius_cm, field_domination_cm,
                                 anode_voltage_kv, dielectric_constant, pressure_bar, temperature_k,
-                                velocity_slope_mm_per_us_per_td) -> np.ndarray:
+                                velocity_slope_mm_per_us_per_td, weighting) -> np.ndarray:
     liquid_layer_cm = gate_to_anode_cm - gas_gap_cm
     gas_voltage_kv = anode_voltage_kv / (1.0 + liquid_layer_cm / (gas_gap_cm * dielectric_constant))
     uniform_field_kv_per_cm = gas_voltage_kv / (
@@ -45,6 +47,8 @@ def _emission_time_quantiles_ns(gas_gap_cm, gate_to_anode_cm, wire_radius_cm, fi
     step_cm = np.abs(np.diff(edges_cm))
     time_ns = np.concatenate([[0.0], np.cumsum(step_cm / speed_cm_per_ns)])
     light = np.maximum(field_kv_per_cm - LIGHT_THRESHOLD_KV_PER_CM_PER_BAR * pressure_bar, 0.0) * step_cm
+    if weighting == "fax":
+        light = light * speed_cm_per_ns
     cdf = np.concatenate([[0.0], np.cumsum(light)]) / light.sum()
     keep = np.concatenate([[True], np.diff(cdf) > 0])  # np.interp needs increasing x
     return np.interp(np.linspace(0.0, 1.0, _QUANTILES), cdf[keep], time_ns[keep])
@@ -55,7 +59,8 @@ def emission_time_quantiles_ns(physics) -> np.ndarray:
     return _emission_time_quantiles_ns(
         physics.gas_gap_cm, physics.gate_to_anode_cm, physics.anode_wire_radius_cm,
         physics.anode_field_domination_cm, physics.anode_voltage_kv, physics.lxe_dielectric_constant,
-        physics.gas_pressure_bar, physics.gas_temperature_k, physics.gas_drift_velocity_slope_mm_per_us_per_td)
+        physics.gas_pressure_bar, physics.gas_temperature_k, physics.gas_drift_velocity_slope_mm_per_us_per_td,
+        physics.s2_emission_weighting)
 
 
 def s2_photon_delays_ns(n_photons: int, physics, rng: np.random.Generator) -> np.ndarray:
