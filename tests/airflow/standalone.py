@@ -55,7 +55,9 @@ class Deployment:
             "AIRFLOW__API__BASE_URL": self.url,
             "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
-            "AIRFLOW__CORE__PARALLELISM": "4", **(extra_env or {}),
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()), **(extra_env or {}),
         }
         if os.environ.get("FAXFLOW_KERNEL_CACHE"):
             self.env["FAXFLOW_KERNEL_CACHE"] = os.environ["FAXFLOW_KERNEL_CACHE"]
