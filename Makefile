@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test test-fast up cluster-up cluster-down bench docs lock clean
+.PHONY: install demo test test-fast lint up cluster-up cluster-down bench docs lock clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,10 +29,14 @@ up: install
 	docker/standalone.sh
 
 # System packages for the real Slurm + sshd sandbox (root, Debian), then the whole suite.
-test: install
+test: install lint
 	tests/cluster/install.sh
 	docker/install-faxflow.sh --dry-run
 	$(PY) -m pytest
+
+# ruff with the rules in pyproject.toml; fails on any finding.
+lint: install
+	$(VENV)/bin/ruff check .
 
 test-fast: install
 	$(PY) -m pytest -m "not cluster"
