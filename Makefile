@@ -24,13 +24,15 @@ demo: install
 	$(PY) -m faxflow.airflow.demo configs/demo.yaml
 
 # Airflow standalone with the project's dags, plugins and pools: http://localhost:8080 (user admin,
-# password in .airflow/standalone.log). Stop: kill -TERM -- -$$(cat .airflow/standalone.pid)
+# password on the first line of .airflow/standalone.log, the same after every restart). Works with nothing
+# activated. Stop: kill -TERM -- -$$(cat .airflow/standalone.pid)
 up: install
 	docker/standalone.sh
 
 # System packages for the real Slurm + sshd sandbox (root, Debian), then the whole suite.
 test: install lint
 	tests/cluster/install.sh
+	tests/airflow/install-postgres.sh
 	docker/install-faxflow.sh --dry-run
 	$(PY) -m pytest
 
