@@ -191,3 +191,33 @@ def test_second_faxflow_run_is_refused_at_once(tmp_path):
         result = faxflow("run", config, "-j", "1", timeout=120)
     assert result.returncode == 5 and f"pid {os.getpid()}" in result.stderr, result.stdout + result.stderr
     assert not list((tmp_path / "out").glob("lin/*/done"))
+
+
+def test_regenerated_raw_with_different_truth_is_refused(tmp_path):
+    from faxflow.errors import ValidationFailure
+
+    plan, _ = setup(tmp_path)
+    run_group(plan, 0, echo=lambda line: None)
+    variant = plan.variants[0]
+    runner = ProductionRunner(plan, variant, Path(plan.output_root))
+    files = runner.files(variant.productions[0])
+    record_path = files.done_record("simulation")
+    record = json.loads(record_path.read_text())
+    record["outputs"][files.truth.name] = "0" * 64  # as if the software now simulated something else
+    record_path.write_text(json.dumps(record))
+    files.staging("processing").parent.mkdir(parents=True, exist_ok=True)
+    with pytest.raises(ValidationFailure, match="does not reproduce the recorded truth"):
+        runner.regenerate_raw(variant.productions[0], files)
+
+
+def test_two_variants_running_at_once_simulate_each_production_once(tmp_path):
+    plan, manifest = setup(tmp_path)
+    jobs = [subprocess.Popen([sys.executable, "-m", "faxflow.cli", "job", "--manifest", str(path), "--digest",
+                              digest], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for path, digest in (manifest.slices[g] for g in (0, 1))]
+    outputs = [job.communicate(timeout=600) for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], outputs
+    summaries = [json.loads((tmp_path / "out" / plan.variants[g].output_dir / "groups" / f"g{g:04d}.json")
+                            .read_text()) for g in (0, 1)]
+    simulated = [p["steps_run"].count("simulation") for s in summaries for p in s["productions"]]
+    assert sum(simulated) == 2, summaries

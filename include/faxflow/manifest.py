@@ -283,14 +283,6 @@ def load_index(path, digest: str) -> Plan:
     return _plan(header, list(planned.values()), groups)
 
 
-def index_slices(path, digest: str) -> dict:
-    """Global group index → (slice path, slice sha256) as recorded in a verified index."""
-    path = Path(path)
-    data = read_verified(path, digest)
-    return {g["index"]: (path.parent / "groups" / slice_name(int(g["index"])), g["slice_sha256"])
-            for g in data.get("groups") or []}
-
-
 def load_slice(path, digest: str) -> Plan:
     """One group's plan (one variant, one group, its productions) from a verified slice."""
     path = Path(path)
