@@ -34,6 +34,20 @@ def test_compose_references_exist_and_are_documented():
         if name not in ("postgres",):
             env = service["environment"]
             assert "no_host_key_check" not in str(env)
+    airflow = ("api-server", "scheduler", "dag-processor", "triggerer")
+    for name in airflow:  # task and trigger logs on one volume; one login file; never root
+        assert "airflow-logs:/opt/airflow/logs" in services[name]["volumes"], name
+        assert services[name]["user"] == "${AIRFLOW_UID}:0", name
+    assert {"airflow-logs", "airflow-auth"} <= set(compose["volumes"])
+    assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in services["api-server"]["environment"]
+    from faxflow.config import load_campaign
+
+    shipped = {load_campaign(path).cluster.ssh_conn_id for path in (PROJECT / "configs").glob("*.yaml")
+               if load_campaign(path).cluster.backend == "slurm"}
+    for conn_id in shipped:  # every shipped Slurm campaign's connection is defined
+        assert f"AIRFLOW_CONN_{conn_id.upper()}" in services["scheduler"]["environment"], conn_id
+    example = (DOCKER / ".env.example").read_text()
+    assert "token_urlsafe(64)" in example.split("AIRFLOW_JWT_SECRET=")[0].splitlines()[-1]
     commands = {name: service.get("command") for name, service in services.items()}
     assert commands["triggerer"] == ["airflow", "triggerer"]
     assert commands["airflow-init"][:3] == ["python", "-m", "faxflow.airflow.home"]
