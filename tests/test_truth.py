@@ -12,7 +12,7 @@ from faxflow.truth import (SORTED_COLUMNS, merge_truth, merge_truth_files, sort_
 EXPECTED_COLUMNS = ["event_number", "s1", "s1_hit_time_mean", "s1_width", "s1_area_fraction_top",
                     "s2", "s2_hit_time_mean", "s2_width", "s2_area_fraction_top", "x", "y",
                     "other_s2", "other_s2_hit_time_mean", "other_s2_width", "other_s2_area_fraction_top"]
-# modern-pandas insertion order (domain reference §2)
+# modern-pandas insertion order (docs/physics.md "Instruction and truth files")
 MODERN_ORDER = ["instruction", "repetition", "event", "peak_type", "g4_id", "x", "y", "z", "t_interaction",
                 "top_fraction", "n_photons", "t_mean_photons", "t_first_photon", "t_last_photon", "t_sigma_photons",
                 "n_electrons", "t_mean_electrons", "t_first_electron", "t_last_electron", "t_sigma_electrons"]

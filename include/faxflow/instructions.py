@@ -1,4 +1,4 @@
-"""Step 1 of a production: the fax instruction table (domain reference §1.1).
+"""Step 1 of a production: the fax instruction table (docs/physics.md "Instruction and truth files").
 
 :func:`make_instructions` builds the table for one production from a variant's resolved
 settings dict; :func:`write_instructions` writes it as the pax CSV read by

@@ -1,6 +1,7 @@
 """Steps 4 and 6 of a production: sort the fax truth per event, merge it with the minitrees.
 
-Reproduces the output columns of the 2017 ``SortAndMerge.py`` (domain reference §7) without
+Reproduces the output columns of the 2017 ``SortAndMerge.py`` (docs/physics.md, "Instruction and
+truth files") without
 its defects:
 
 * several s1 (or s2) truth rows of one event (multi-row instructions, ``correlated: false``)

@@ -32,13 +32,15 @@ def run(n_events: int, seed: int = 2017, physics=PHYSICS, processing=PROCESSING)
 
 def figures(events, peaks, truth) -> dict:
     n_events = len(events)
-    big = (events["truth_s1_n_photons"] >= MIN_S1_DETECTED_PHOTONS) & (events["truth_s2_n_photons"] >= MIN_S2_TRUE_PHOTONS)
+    big = ((events["truth_s1_n_photons"] >= MIN_S1_DETECTED_PHOTONS)
+           & (events["truth_s2_n_photons"] >= MIN_S2_TRUE_PHOTONS))
     with_s1 = (events["truth_s1_n_photons"] >= MIN_S1_DETECTED_PHOTONS) & (events["truth_s2_n_electrons"] >= 5)
     with_s2 = events["truth_s2_n_electrons"] >= 5
     good = events["s1_ok"] & events["s2_ok"]
     first_s2_photon = truth[truth["peak_type"] == "s2"].set_index("event")["t_first_photon"]
     s1s = peaks[peaks["type"] == "s1"]
-    after_s2 = s1s["left"].to_numpy() * PHYSICS.sample_duration_ns > first_s2_photon.reindex(s1s["event_number"]).to_numpy()
+    s1_start_ns = s1s["left"].to_numpy() * PHYSICS.sample_duration_ns
+    after_s2 = s1_start_ns > first_s2_photon.reindex(s1s["event_number"]).to_numpy()
     se_like = (s1s["area"].to_numpy() >= SE_LIKE_S1_MIN_AREA_PE) & after_s2
     return {
         "events": n_events,
@@ -48,9 +50,13 @@ def figures(events, peaks, truth) -> dict:
         "se_like_s1_per_event": float(se_like.sum() / n_events),
         "unknown_peaks_per_event": float((peaks["type"] == "unknown").sum() / n_events),
         "s1_peaks_per_event": float(len(s1s) / n_events),
-        "s2_area_per_truth_photon": float(events.loc[good, "s2"].sum() / events.loc[good, "truth_s2_n_photons"].sum()),
-        "s1_area_per_truth_photon": float(events.loc[good, "s1"].sum() / events.loc[good, "truth_s1_n_photons"].sum()),
+        "s2_area_per_truth_photon": _area_per_photon(events[good], "s2"),
+        "s1_area_per_truth_photon": _area_per_photon(events[good], "s1"),
     }
+
+
+def _area_per_photon(events, peak: str) -> float:
+    return float(events[peak].sum() / events[f"truth_{peak}_n_photons"].sum())
 
 
 if __name__ == "__main__":

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from test_processing_synthetic import make_raw
 
 from faxflow.engines.builtin import detector
-from faxflow.engines.builtin.processing.classification import LONE_HIT, S1, S2, UNKNOWN, classify
 from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
+from faxflow.engines.builtin.processing.classification import LONE_HIT, S1, S2, UNKNOWN, classify
 from faxflow.engines.builtin.processing.process import process
 from faxflow.engines.builtin.processing.sumwaveform import area_quantile_times
-from test_processing_synthetic import make_raw
 
 PHYSICS = PhysicsParameters()
 PROCESSING = ProcessingParameters.for_period("SR1")

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from faxflow.engines.builtin.detector import lightmaps
+from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
 from faxflow.engines.builtin.processing.calibration import Calibration
 from faxflow.engines.builtin.processing.classification import S1, S2, UNKNOWN
 from faxflow.engines.builtin.processing.corrections import corrections, true_radius_cm
 from faxflow.engines.builtin.processing.interactions import depth_z_cm, find_interactions
-from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
 from faxflow.engines.builtin.processing.posrec import pattern_fit
 
 PHYSICS = PhysicsParameters()

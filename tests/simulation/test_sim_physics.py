@@ -1,13 +1,13 @@
-"""Physics steps of the builtin simulator, against the fax numbers (domain-reference §3)."""
+"""Physics steps of the builtin simulator, against the fax numbers (docs/physics.md)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from faxflow.engines.builtin import detector
-from faxflow.engines.builtin.simulation import drift, light_sharing, luminescence, photoionization, pmt, s1, simulate
 from faxflow.engines.builtin.detector import lightmaps
 from faxflow.engines.builtin.parameters import PhysicsParameters
+from faxflow.engines.builtin.simulation import drift, light_sharing, luminescence, photoionization, pmt, s1, simulate
 
 PHYSICS = PhysicsParameters()
 DEPTHS_CM = (10.0, 50.0, 90.0)
@@ -132,7 +132,8 @@ def test_s2_top_light_follows_the_pattern():
     channels = light_sharing.s2_photon_channels(source, np.array([15.0]), np.array([-10.0]), PHYSICS, rng())
     top = channels[detector.is_top(channels)]
     observed = np.bincount(top, minlength=127) / len(top)
-    np.testing.assert_allclose(observed, lightmaps.s2_top_pattern(15.0, -10.0, PHYSICS.s2_pattern_height_cm)[0], atol=0.004)
+    expected = lightmaps.s2_top_pattern(15.0, -10.0, PHYSICS.s2_pattern_height_cm)[0]
+    np.testing.assert_allclose(observed, expected, atol=0.004)
 
 
 def test_double_pe_fraction():
@@ -178,3 +179,12 @@ def test_afterpulse_switches(end_to_end_truth):
     _, without = simulate.simulate(table, PHYSICS, pmt_afterpulse=False, s2_afterpulse=False, rng=rng(3))
     # photo-ionisation electrons arrive up to 700 us later and stretch the events
     assert np.median(with_pi.event_length_samples) > 30_000 > without.event_length_samples.max()
+
+
+def test_s2_emission_times_follow_fax_weighting_by_default():
+    from faxflow.engines.builtin.simulation import luminescence
+
+    fax = luminescence.emission_time_quantiles_ns(PhysicsParameters())
+    path = luminescence.emission_time_quantiles_ns(PhysicsParameters(s2_emission_weighting="path"))
+    assert fax.mean() == pytest.approx(216.2, rel=0.01)  # pax 6.11.2's own luminescence times
+    assert path.mean() == pytest.approx(196.5, rel=0.01)

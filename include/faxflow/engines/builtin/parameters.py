@@ -129,19 +129,23 @@ class ProcessingParameters(BaseModel):
     s1_min_tight_coincidence: int = Field(2, ge=1)
     s1_min_channels: int = Field(3, ge=1, description="or at least this many contributing channels")
     s1_max_top_fraction: float = Field(0.36, gt=0, lt=1, description="highest S1 area fraction top (light map)")
-    s1_top_veto_sigma: float = Field(2.5, description="not an S1 if the top area exceeds that fraction by this many sigma")
-    s1_relaxed_max_area_pe: float = Field(30.0, ge=0, description="below this, a narrow core with S1-like top fraction is an S1")
+    s1_top_veto_sigma: float = Field(
+        2.5, description="not an S1 if the top area exceeds that fraction by this many sigma")
+    s1_relaxed_max_area_pe: float = Field(
+        30.0, ge=0, description="below this, a narrow core with S1-like top fraction is an S1")
     s1_relaxed_max_width_50p_ns: float = Field(140.0, gt=0)
     s1_relaxed_max_rise_time_ns: float = Field(250.0, gt=0)
     s1_relaxed_top_sigma: float = Field(1.0, description="top area at most this many sigma above s1_max_top_fraction")
-    s1_large_area_pe: float = Field(12.0, ge=0, description="S1s this large must rise faster than s1_large_max_rise_time_ns")
+    s1_large_area_pe: float = Field(
+        12.0, ge=0, description="S1s this large must rise faster than s1_large_max_rise_time_ns")
     s1_large_max_rise_time_ns: float = Field(80.0, gt=0)
     tight_coincidence_window_ns: float = Field(50.0, ge=0)
     s2_min_channels: int = Field(4, ge=1)
     s2_pairing_threshold_pe: float = Field(70.0, ge=0)
     pair_n_s1s: int = Field(3, ge=1)
     pair_n_s2s: int = Field(5, ge=1)
-    run_number: int = Field(10000, ge=0, description="MC run number written to the minitrees (hax used 10000 for SR1 MC)")
+    run_number: int = Field(
+        10000, ge=0, description="MC run number written to the minitrees (hax used 10000 for SR1 MC)")
 
     # Calibration: what reconstruction assumes about the detector. Unset means the simulated
     # detector's value (``physics.<same key>``; ``gain_period``: ``physics.period``), so

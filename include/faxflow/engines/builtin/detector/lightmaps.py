@@ -78,17 +78,17 @@ def _evaluate(name: str, x, y, z=None) -> np.ndarray:
 
 
 def s1_light_yield(x, y, z) -> np.ndarray:
-    """Relative S1 light yield (the SR1 Kr83m map; mean 1 over its nodes): ~0.75 near the gate, ~1.38 at the cathode."""
+    """Relative S1 light yield (the SR1 Kr83m map, mean 1 over its nodes): ~0.75 at the gate, ~1.38 at the cathode."""
     return _evaluate("s1_light_yield", x, y, z)
 
 
 def s1_top_fraction(x, y, z) -> np.ndarray:
-    """Fraction of detected S1 light seen by the top array (the SR1 Kr83m AFT map): ~0.33 near the gate, ~0.08 at the cathode."""
+    """Fraction of detected S1 light on the top array (SR1 Kr83m AFT map): ~0.33 at the gate, ~0.08 at the cathode."""
     return np.clip(_evaluate("s1_top_fraction", x, y, z), 0.0, 1.0)
 
 
 def s2_light_yield(x, y) -> np.ndarray:
-    """Relative S2 light yield (photons per electron / the secondary-scintillation gain; the SR1 S2 xy map): ~1.11 at the centre."""
+    """Relative S2 light yield (photons per electron / S2 gain; the SR1 S2 xy map): ~1.11 at the centre."""
     return _evaluate("s2_light_yield", x, y)
 
 

@@ -32,10 +32,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from faxflow.engines import StepCounts
+from faxflow.engines.builtin.parameters import ProcessingParameters
 from faxflow.engines.builtin.processing.calibration import Calibration
 from faxflow.engines.builtin.processing.corrections import corrections
 from faxflow.engines.builtin.processing.interactions import depth_z_cm, drift_time_ns
-from faxflow.engines.builtin.parameters import ProcessingParameters
 from faxflow.engines.builtin.processing.process import Processed, read_processed
 
 EVENT_SPACING_NS = 10_000_000

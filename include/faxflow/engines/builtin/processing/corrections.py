@@ -1,4 +1,5 @@
-"""Interaction corrections (pax ``BasicInteractionProperties`` + hax ``Corrections``, §5.5, §6.5).
+"""Interaction corrections (pax ``BasicInteractionProperties`` + hax ``Corrections``,
+docs/physics.md "Corrections").
 
 - Field-distortion correction: the true radius r solves r + distortion_dr(r, z) = r_observed (fixed
   point iteration on the simulator's own distortion map; φ is kept). fax looks the S1 and S2

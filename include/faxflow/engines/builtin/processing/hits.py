@@ -1,4 +1,4 @@
-"""Hit finding on ZLE pulses (pax ``PulseProperties`` + ``HitFinder``, domain-reference §5.1).
+"""Hit finding on ZLE pulses (pax ``PulseProperties`` + ``HitFinder``, docs/physics.md "Processing").
 
 Per pulse, on the inverted waveform w = baseline − raw (ADC):
 

@@ -1,4 +1,4 @@
-"""Interactions: pairing S1s with S2s (pax ``BuildInteractions``, domain-reference §5.4).
+"""Interactions: pairing S1s with S2s (pax ``BuildInteractions``, docs/physics.md "Classification").
 
 Per event: the S1s ranked by (tight_coincidence, area) descending; the S2s with area ≥
 ``s2_pairing_threshold_pe`` ranked by area, first ``pair_n_s2s``. Looping S2s (outer) then the first
@@ -13,8 +13,8 @@ interaction with the main S1 and another S2.
 import numpy as np
 from numba import njit
 
-from faxflow.engines.builtin.processing.classification import S1, S2
 from faxflow.engines.builtin.parameters import ProcessingParameters
+from faxflow.engines.builtin.processing.classification import S1, S2
 
 
 def find_interactions(event_bounds: np.ndarray, peak_type: np.ndarray, area_pe: np.ndarray,

@@ -1,4 +1,5 @@
-"""Clustering hits into peaks (pax ``GapSizeClustering`` + ``NaturalBreaksClustering``, §5.1.7/11).
+"""Clustering hits into peaks: pax ``GapSizeClustering`` + ``NaturalBreaksClustering`` (docs/physics.md
+"Processing").
 
 Per event, hits sorted by index of maximum:
 

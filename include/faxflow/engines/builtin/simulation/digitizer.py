@@ -1,4 +1,5 @@
-"""Digitiser and software ZLE (domain-reference §3.5.5-8): PE pulses -> ADC samples -> stored pulses.
+"""Digitiser and software ZLE: PE pulses -> ADC samples -> stored pulses (docs/physics.md "PMT response
+and digitiser").
 
 Only the samples that can end up in a ZLE pulse are ever built: around every photoelectron (and
 every noise-tail spike) a region of +-(zle_padding + 2) samples is digitised with noise taken from

@@ -1,4 +1,4 @@
-"""Electron drift from the interaction to the liquid surface (domain-reference §3.3 a-c).
+"""Electron drift from the interaction to the liquid surface (docs/physics.md "S2").
 
 Depths are in cm below the gate (positive), times in ns.
 """

@@ -1,4 +1,4 @@
-"""Reading and validating fax instruction CSVs (domain-reference §1.1).
+"""Reading and validating fax instruction CSVs (docs/physics.md "Instruction and truth files").
 
 Header (any order): ``instruction,recoil_type,x,y,depth,s1_photons,s2_electrons,t``. Consecutive
 rows with the same ``instruction`` value form one event, numbered 0, 1, ... in file order. ``x``

@@ -1,4 +1,4 @@
-"""Which PMT each detected photon lands in (domain-reference §3.4, §4.4).
+"""Which PMT each detected photon lands in (docs/physics.md "Light maps", "S2").
 
 Dead PMTs (gain 0) never receive photons. S1: top or bottom array with the position-dependent
 area-fraction-top, then uniform over the live PMTs of that array. S2: top array with the fixed

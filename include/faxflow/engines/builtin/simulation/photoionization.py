@@ -1,4 +1,4 @@
-"""Photo-ionisation ("S2 afterpulses", domain-reference §3.6): single electrons liberated by the
+"""Photo-ionisation ("S2 afterpulses", docs/physics.md "Photo-ionisation"): single electrons freed by the
 event's own photons, which then make single-electron S2s at random positions.
 
 Volume type: p per detected photon, delay U(0, pi_volume_max_delay); gate type: p per photon,

@@ -1,4 +1,4 @@
-"""PMT response (domain-reference §3.4, §3.5.1-4): transit time, double-PE emission, single-PE
+"""PMT response (docs/physics.md "PMT response and digitiser"): transit time, double-PE, single-PE
 areas and per-PMT afterpulses. Areas are in electrons (PMT charge), times in ns.
 """
 

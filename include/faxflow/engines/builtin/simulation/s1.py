@@ -1,6 +1,6 @@
 """S1: how many of the produced scintillation photons are detected, and when they are emitted.
 
-fax's XENON1T configuration uses the 'simple' S1 model (domain-reference §3.2): ER and NR share one
+fax's XENON1T configuration uses the 'simple' S1 model (docs/physics.md "S1"): ER and NR share one
 exponential decay, alphas use a singlet/triplet mixture and LED pulses are flat.
 """
 

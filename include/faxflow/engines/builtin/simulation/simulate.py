@@ -1,4 +1,4 @@
-"""The builtin fax: instruction CSV -> fax truth CSV + ZLE raw data (domain-reference §2, §3).
+"""The builtin fax: instruction CSV -> fax truth CSV + ZLE raw data (docs/physics.md).
 
 Events are simulated in batches of :data:`BATCH_EVENTS`, every physics step vectorised over the
 whole batch. One ``numpy.random.Generator`` is threaded through every step, so the same seed and
