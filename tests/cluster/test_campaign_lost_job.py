@@ -1,11 +1,10 @@
 """Test 5: jobs that finished while nobody watched, and that slurmctld has already purged (short
 MinJobAge), are still classified from accounting (sacct): COMPLETED and FAILED, by the trigger's shared
-poller and by the operator re-attaching to a stored job."""
+poller and by the sync client; a new try whose stored job has ended submits again (a second sbatch in sacct)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
@@ -55,20 +54,29 @@ def test_purged_jobs_are_classified_from_accounting(sandbox_factory, airflow_rea
         failed = client.status(bad)
         assert (failed.state.value, failed.exit_code) == ("FAILED", 4)
 
-    # an operator whose stored job finished while the task was not running evaluates it without resubmitting
+    # a new try (Clear) whose stored job finished while nobody watched does not reuse it: a new sbatch
     class Store(dict):
         def set(self, key, value):
             self[key] = value
 
+    from airflow.sdk.exceptions import TaskDeferred
+
+    script = sb.remote_root / f"{name}_again.sh"
+    script.write_text(f"#!/bin/bash\n#SBATCH --output={sb.remote_root}/again_%j.out\necho again\n")
+    script.chmod(0o755)
     spec = {"group": 0, "job_name": f"{name}_ok", "variant": "va", "backend": "slurm",
             "manifest": f"{sb.remote_root}/m.json", "output_root": f"{sb.remote_root}/outputs",
-            "variant_dir": f"{sb.remote_root}/outputs/va", "script": f"{sb.remote_root}/none.sh",
+            "variant_dir": f"{sb.remote_root}/outputs/va", "script": str(script),
             "slurm_log_dir": str(sb.remote_root)}
     store = Store({JOB_KEY: {"backend": "slurm", "job_id": ok, "job_name": f"{name}_ok",
                              "stdout": f"{sb.remote_root}/ok_{ok}.out"}})
-    op = FaxflowGroupOperator(task_id="run", spec=spec, cluster={"ssh_conn_id": "faxflow_shortage"})
-    result = op.execute({"ti": None, "task_state_store": store})
-    assert (result["job_id"], result["state"]) == (ok, "COMPLETED")
+    op = FaxflowGroupOperator(task_id="run", spec=spec, cluster={"ssh_conn_id": "faxflow_shortage",
+                                                                 "mem_per_cpu_mb": 100, "time_limit_minutes": 2})
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": None, "task_state_store": store})
+    again = deferred.value.trigger.job_id
+    assert again not in (ok, bad) and store[JOB_KEY]["job_id"] == again
+    assert sb.wait_job(again, 60) == "COMPLETED"
     cp = sb.slurm("sacct", "-a", "-X", "-n", "-P", "-S", "2020-01-01", "--format=JobName")
-    assert sorted(n for n in cp.stdout.split() if n.startswith(name)) == sorted([f"{name}_ok", f"{name}_bad"])
-    json.dumps(result)
+    assert sorted(n for n in cp.stdout.split() if n.startswith(name)) == sorted([f"{name}_ok", f"{name}_ok",
+                                                                                 f"{name}_bad"])
