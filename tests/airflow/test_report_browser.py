@@ -144,7 +144,7 @@ def test_report_renders_logged_in_with_every_image_decoded(api_server, chromium,
     chromium.call("Network.setCookie", name="_token", value=token, url=base, path="/")
     chromium.open(url)
     page = chromium.evaluate("JSON.stringify({title: document.title, text: document.body.innerText.length, "
-                             "fits: document.querySelectorAll('#fits tr').length, "
+                             "fits: document.querySelectorAll('#fits td[data-quantity]').length, "
                              "images: [...document.images].map(i => [i.alt, i.complete, i.naturalWidth])})")
     page = json.loads(page)
     assert page["title"] == "faxflow report web" and page["text"] > 500 and page["fits"] > 10
