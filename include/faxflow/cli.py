@@ -1,4 +1,5 @@
-"""The ``faxflow`` command line: validate, plan, run, job, collect, report, status, schema, docs, version."""
+"""The ``faxflow`` command line: validate, plan, run, job, collect, raw, report, status, check-manifest,
+schema, docs, version."""
 
 import argparse
 import json

@@ -150,8 +150,7 @@ class ProductionRunner:
         self.sim_dir = Path(output_root) / variant.sim_dir
         self.settings = variant.settings
         self.engine = get_engine(self.settings["engine"], self.settings)
-        # An engine without the in-memory hand-over always writes its raw data.
-        self.keep_raw = self.settings.get("raw") == "keep" or not getattr(self.engine, "can_drop_raw", False)
+        self.keep_raw = self.settings["raw"] == "keep" or not self.engine.can_drop_raw
         self.force = force
         self.echo = echo
         self._raw_in_memory = None
@@ -177,8 +176,10 @@ class ProductionRunner:
                 files.remove_leftovers(SIM_STEPS)
                 for step in SIM_STEPS:
                     self._run_step(step, production, files, result, log)
+                files.remove_leftovers(SIM_STEPS)
             for step in PROCESSING_STEPS:
                 self._run_step(step, production, files, result, log)
+            files.remove_leftovers(PROCESSING_STEPS)
         except Exception as error:  # noqa: BLE001 - every failure is classified and recorded
             failure = classify(error)
             result.status = "failed"
