@@ -172,3 +172,25 @@ def test_plugin_serves_only_reports_and_answers_nul_with_404(api_server, report)
                  str(report.with_name("report-00000000.html"))):
         response = httpx.get(f"{base}/faxflow/report?path={quote(path)}", headers=auth, timeout=30)
         assert response.status_code == 404, (path, response.status_code)
+
+
+def test_report_task_prints_the_fit_table_and_returns_the_report(report, capsys):
+    import hashlib
+
+    import pandas as pd
+
+    from faxflow.airflow.tasks import campaign_report
+
+    campaign_dir = report.parent
+    index = next(campaign_dir.glob("manifests/plan-*/index.json"))
+    plan_info = {"campaign": "web", "run_id": "manual", "run_key": "manual", "local_root": str(campaign_dir.parent),
+                 "output_root": str(campaign_dir.parent), "manifest": str(index),
+                 "manifest_digest": hashlib.sha256(index.read_bytes()).hexdigest(), "dry_run": False,
+                 "force": False, "variants": {"d20": {}, "d40": {}}, "totals": {}}
+    result = campaign_report(plan_info, {"d20": {"events_out": 40}, "d40": {"events_out": 40}}, {"backend": "local"})
+    log = capsys.readouterr().out
+    assert "diffusion constant D" in log and "electron lifetime" in log and f"campaign report: {report}" in log
+    assert result["report"] == str(report)
+    catalog = pd.read_parquet(result["catalog"])
+    assert result["measured"]["cpu_hours"] == pytest.approx(catalog["cpu_seconds"].sum() / 3600)
+    assert json.loads(Path(result["summary"]).read_text())["report"] == str(report)
