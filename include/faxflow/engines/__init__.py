@@ -11,9 +11,10 @@ data of ``simulate`` (same seed, same content) without writing them, ``process``
 production's instructions and seed.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ Simulation modules (one per physical step) are driven by :mod:`.simulate`; recon
 modules by :mod:`.process`; :mod:`.minitrees` writes the hax-style tables.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from faxflow import __version__
 from faxflow.engines import StepCounts

@@ -21,8 +21,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from faxflow import __version__
 from faxflow.errors import StorageError

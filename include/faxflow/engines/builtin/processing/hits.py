@@ -207,7 +207,8 @@ def _find_hits(samples, pulse_event, pulse_channel, pulse_left, pulse_length, pu
             n_runs += 1
         if n_hits + n_runs > len(area):
             size = n_hits + n_runs
-            event, channel, left, right = _grow(event, size), _grow(channel, size), _grow(left, size), _grow(right, size)
+            event, channel = _grow(event, size), _grow(channel, size)
+            left, right = _grow(left, size), _grow(right, size)
             imax, area, center, height = _grow(imax, size), _grow(area, size), _grow(center, size), _grow(height, size)
             spread_out, offset, baseline_out = _grow(spread_out, size), _grow(offset, size), _grow(baseline_out, size)
 

@@ -26,10 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from faxflow.engines.builtin.processing.hits import Hits
 from faxflow.engines.builtin.parameters import ProcessingParameters
-from faxflow.engines.builtin.processing.sumwaveform import (N_QUANTILES, area_quantile_times, build_sum_waveform,
-                                                 rise_time_and_width90)
+from faxflow.engines.builtin.processing.hits import Hits
+from faxflow.engines.builtin.processing.sumwaveform import (
+    N_QUANTILES,
+    area_quantile_times,
+    build_sum_waveform,
+    rise_time_and_width90,
+)
 
 MIN_S2_LIKE_CHANNELS = 4  # pass-1 clusters with fewer channels are always kept
 NATURAL_BREAKS_MIN_GAP_NS = 10.0

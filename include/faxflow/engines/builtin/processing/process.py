@@ -35,15 +35,15 @@ import pyarrow.parquet as pq
 
 from faxflow.engines import StepCounts
 from faxflow.engines.builtin import detector
+from faxflow.engines.builtin.parameters import ProcessingParameters
 from faxflow.engines.builtin.processing.calibration import Calibration
 from faxflow.engines.builtin.processing.classification import LONE_HIT, PEAK_TYPES, S2, classify
 from faxflow.engines.builtin.processing.hits import Hits, find_hits
 from faxflow.engines.builtin.processing.interactions import depth_z_cm, drift_time_ns, find_interactions
-from faxflow.engines.builtin.parameters import ProcessingParameters
 from faxflow.engines.builtin.processing.peak_properties import N_SCALARS, property_arrays, property_columns
 from faxflow.engines.builtin.processing.peaks import Clusters, cluster_hits
-from faxflow.engines.builtin.processing.sumwaveform import N_QUANTILES
 from faxflow.engines.builtin.processing.posrec import pattern_fit, top_area_per_channel
+from faxflow.engines.builtin.processing.sumwaveform import N_QUANTILES
 from faxflow.engines.builtin.rawio import RawData, read_raw
 from faxflow.errors import BadInputError
 
@@ -109,9 +109,9 @@ def _find_peaks(raw: RawData, to_pe: np.ndarray, processing: ProcessingParameter
     pulse_event = np.repeat(np.arange(n_events), raw.event_n_pulses)
     pulse_end = np.concatenate([[0], np.cumsum(raw.pulse_length, dtype=np.int64)])
     event_end_samples = pulse_end[raw.event_first_pulse + raw.event_n_pulses]
-    edges = np.unique(np.concatenate([[0], np.searchsorted(event_end_samples,
-                                                           np.arange(BLOCK_SAMPLES, event_end_samples[-1] if n_events else 0,
-                                                                     BLOCK_SAMPLES), side="right"), [n_events]]))
+    block_starts = np.arange(BLOCK_SAMPLES, event_end_samples[-1] if n_events else 0, BLOCK_SAMPLES)
+    edges = np.unique(np.concatenate([[0], np.searchsorted(event_end_samples, block_starts, side="right"),
+                                      [n_events]]))
     pmt_xy = detector.pmt_positions()
     n_top = len(detector.TOP_CHANNELS)
     hit_parts, order, bounds, event, scalars, quantiles = [], [], [np.zeros(1, np.int64)], [], [], []

@@ -19,9 +19,18 @@ import pandas as pd
 
 from faxflow.engines import StepCounts
 from faxflow.engines.builtin import detector, rawio
-from faxflow.engines.builtin.simulation import digitizer, drift, instructions_io, light_sharing, luminescence, photoionization, pmt, s1
 from faxflow.engines.builtin.detector import lightmaps
 from faxflow.engines.builtin.parameters import PhysicsParameters
+from faxflow.engines.builtin.simulation import (
+    digitizer,
+    drift,
+    instructions_io,
+    light_sharing,
+    luminescence,
+    photoionization,
+    pmt,
+    s1,
+)
 from faxflow.errors import StorageError
 
 log = logging.getLogger(__name__)
