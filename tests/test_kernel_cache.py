@@ -98,3 +98,11 @@ def test_unusable_cache_is_a_storage_error_naming_the_directory_and_variable(tmp
     assert result.returncode != 0
     assert "StorageError" in result.stderr and str(not_a_directory / "kernels") in result.stderr
     assert kernel_cache.ENV_VAR in result.stderr and "not writable" in result.stderr
+
+
+def test_warm_cache_dir_wins_over_the_environment(session_cache, tmp_path):
+    _cold_copy(session_cache, tmp_path / "chosen")
+    env = {**os.environ, kernel_cache.ENV_VAR: str(tmp_path / "from-env")}
+    command = [sys.executable, "-m", "faxflow.cli", "warm", "--cache-dir", str(tmp_path / "chosen")]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True, timeout=300).stdout
+    assert str(tmp_path / "chosen") in out and not (tmp_path / "from-env").exists()

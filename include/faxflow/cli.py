@@ -193,7 +193,9 @@ def cmd_schema(args) -> int:
 def cmd_warm(args) -> int:
     from faxflow.engines.builtin import kernel_cache
 
-    directory = kernel_cache.use(Path(args.cache_dir) if args.cache_dir else None)
+    if args.cache_dir:  # an explicit directory wins over the environment, also for what it compiles
+        os.environ[kernel_cache.ENV_VAR] = str(Path(args.cache_dir).resolve())
+    directory = kernel_cache.use()
     was_warm = kernel_cache.is_warm(directory)
     seconds = kernel_cache.warm(directory)
     if was_warm:
