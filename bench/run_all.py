@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_plan.py", "bench_sort_merge.py", "bench_simulation.py", "bench_chain.py",
+BENCHES = ["bench_plan.py", "bench_sort_merge.py", "bench_simulation.py", "bench_chain.py", "bench_sweep.py",
            "bench_dag_parse.py", "bench_poll.py"]
 
 
