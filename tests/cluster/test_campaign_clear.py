@@ -28,8 +28,7 @@ def test_clear_after_success_resubmits_and_redoes_one_step(cluster_env, tmp_path
     sandbox = cluster_env
     name = unique("clr")
     config = base_config(name, sandbox, groups=2, variants=("va",), pool_size=2)
-    configs = tmp_path / "configs"
-    configs.mkdir()
+    configs = tmp_path / "configs"  # made by cluster_env
     (configs / f"{name}.yaml").write_text(yaml.safe_dump(config))
     conn = {f"AIRFLOW_CONN_{config['cluster']['ssh_conn_id'].upper()}": sandbox.airflow_connection_json()}
     deployment = Deployment(tmp_path / "up", configs, extra_env=conn)

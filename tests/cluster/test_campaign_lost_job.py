@@ -62,7 +62,8 @@ def test_purged_jobs_are_classified_from_accounting(sandbox_factory, airflow_rea
     from airflow.sdk.exceptions import TaskDeferred
 
     script = sb.remote_root / f"{name}_again.sh"
-    script.write_text(f"#!/bin/bash\n#SBATCH --output={sb.remote_root}/again_%j.out\necho again\n")
+    script.write_text(f"#!/bin/bash\n#SBATCH --job-name={name}_ok\n#SBATCH --output={sb.remote_root}/again_%j.out\n"
+                      "echo again\n")
     script.chmod(0o755)
     spec = {"group": 0, "job_name": f"{name}_ok", "variant": "va", "backend": "slurm",
             "manifest": f"{sb.remote_root}/m.json", "output_root": f"{sb.remote_root}/outputs",
