@@ -93,3 +93,14 @@ def test_s2_top_pattern_is_normalised_peaked_and_avoids_dead_pmts():
     np.testing.assert_allclose(pattern.sum(axis=1), 1)
     assert np.argmax(pattern[0]) == 126
     assert (pattern[:, detector.DEAD_CHANNELS[detector.DEAD_CHANNELS < 127]] == 0).all()
+
+
+@pytest.mark.parametrize("rates, message", [([[300, 5.0]], "channel must be 0-247"), ([[1, -5]], "rate >= 0 Hz"),
+                                            ("often", "must be a list")])
+def test_bad_lone_hit_rates_are_a_config_error_naming_the_key(rates, message):
+    from faxflow.config import campaign_from_dict
+    from faxflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"physics\.lone_hit_rates_per_channel_hz: .*{message}"):
+        campaign_from_dict({"name": "c", "number_job": 1, "number_event_per_job": 5,
+                            "physics": {"lone_hit_rates_per_channel_hz": rates}})
