@@ -13,8 +13,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import httpx
 
@@ -64,7 +65,7 @@ class Deployment:
         self.client: Optional[httpx.Client] = None
 
     # -- life cycle -------------------------------------------------------------------------------
-    def start(self, timeout: float = 240.0) -> "Deployment":
+    def start(self, timeout: float = 240.0) -> Deployment:
         done = subprocess.run([str(PROJECT / "docker" / "standalone.sh")], env=self.env, capture_output=True,
                               text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import yaml
-
 from conftest import PROJECT
 
 DOCKER = PROJECT / "docker"
@@ -55,7 +54,7 @@ def test_compose_references_exist_and_are_documented():
 
 def test_dockerfile_copies_existing_files():
     lines = (DOCKER / "Dockerfile").read_text().splitlines()
-    assert lines[[l.startswith("FROM") for l in lines].index(True)] == "FROM apache/airflow:3.3.2-python3.11"
+    assert lines[[line.startswith("FROM") for line in lines].index(True)] == "FROM apache/airflow:3.3.2-python3.11"
     for line in lines:
         if line.startswith("COPY"):
             sources = [part for part in line.split()[1:-1] if not part.startswith("--")]

@@ -10,12 +10,11 @@ campaign starts no run.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import PROJECT
 from standalone import Deployment, wait_for
 
@@ -38,7 +37,7 @@ def deployment(tmp_path_factory):
     configs.mkdir()
     nightly = local_campaign("upnightly", root / "runs", "faxflow_up_nightly")
     # a cron time half a day away, so the unpause below can never fall in the late-start grace
-    hour = (datetime.now(timezone.utc) + timedelta(hours=12)).hour
+    hour = (datetime.now(UTC) + timedelta(hours=12)).hour
     nightly["schedule"] = f"0 {hour} * * *"
     (configs / "upnightly.yaml").write_text(yaml.safe_dump(nightly))
     deployment = Deployment(root, configs)
@@ -115,4 +114,4 @@ def test_make_up_from_a_clean_environment(deployment):
     assert deployment.get("/dags/fax_upnightly/dagRuns")["total_entries"] == 0
     nightly = deployment.get("/dags/fax_upnightly")
     assert nightly["next_dagrun_run_after"] and \
-        datetime.fromisoformat(nightly["next_dagrun_run_after"].replace("Z", "+00:00")) > datetime.now(timezone.utc)
+        datetime.fromisoformat(nightly["next_dagrun_run_after"].replace("Z", "+00:00")) > datetime.now(UTC)

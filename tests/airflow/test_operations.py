@@ -3,10 +3,9 @@
 import asyncio
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from conftest import PROJECT
 
 
@@ -87,14 +86,14 @@ def _next(now, last_end=None, catchup=False):
     schedules.timezone.utcnow = lambda: now
     try:
         info = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=TimeRestriction(
-            datetime(2024, 1, 1, tzinfo=timezone.utc), None, catchup))
+            datetime(2024, 1, 1, tzinfo=UTC), None, catchup))
     finally:
         schedules.timezone.utcnow = original
     return info.run_after
 
 
 def test_schedule_never_starts_a_past_night():
-    utc = timezone.utc
+    utc = UTC
     # unpaused at 14:00: the next run is tomorrow 02:00, not this morning's
     assert _next(datetime(2026, 12, 1, 14, 0, tzinfo=utc)) == datetime(2026, 12, 2, 2, 0, tzinfo=utc)
     # after a week's pause as well
@@ -121,7 +120,7 @@ def test_scheduled_dag_serializes_and_shows_its_next_run(configs_dir, airflow_db
     with create_session() as session:
         model = session.get(DagModel, "fax_midway_diffusion_scan")
         assert model.next_dagrun_create_after is not None
-        assert model.next_dagrun_create_after > datetime.now(timezone.utc)
+        assert model.next_dagrun_create_after > datetime.now(UTC)
         assert model.next_dagrun_create_after.hour == 2
 
 

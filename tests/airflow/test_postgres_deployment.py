@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import PROJECT
 from standalone import Deployment, free_port, wait_for
 from test_make_up import local_campaign
@@ -71,7 +70,7 @@ class PostgresDeployment(Deployment):
         home.mkdir(parents=True, exist_ok=True)
         return env
 
-    def start(self, timeout: float = 300.0) -> "PostgresDeployment":
+    def start(self, timeout: float = 300.0) -> PostgresDeployment:
         self.pg_dir.parent.chmod(0o755)
         self.pg_dir.mkdir()
         shutil.chown(self.pg_dir, "postgres", "postgres")

@@ -5,8 +5,15 @@ import shlex
 import pytest
 
 from faxflow.slurm import commands
-from faxflow.slurm.parsers import (SlurmParseError, accounting_disabled, parse_sacct, parse_sbatch, parse_scontrol,
-                                   parse_squeue, statuses_for)
+from faxflow.slurm.parsers import (
+    SlurmParseError,
+    accounting_disabled,
+    parse_sacct,
+    parse_sbatch,
+    parse_scontrol,
+    parse_squeue,
+    statuses_for,
+)
 from faxflow.slurm.policy import LOST, Action, Resources, decide
 from faxflow.slurm.query import CommandResult, run_query
 from faxflow.slurm.script import RemoteLayout, minutes_to_slurm, render_job_script
@@ -119,7 +126,8 @@ def test_query_falls_back_when_accounting_is_disabled():
 
 
 def test_commands_quote_and_validate():
-    assert commands.sacct(["1", "2_3"]) == "sacct -X -P -n --format=JobIDRaw,JobID,JobName,State,ExitCode,Elapsed -j 1,2_3"
+    assert commands.sacct(["1", "2_3"]) == \
+        "sacct -X -P -n --format=JobIDRaw,JobID,JobName,State,ExitCode,Elapsed -j 1,2_3"
     assert commands.sbatch("/r/a b.sh".replace(" ", "_"), options={"time": "1:00:00"}) == \
         "sbatch --parsable --time=1:00:00 /r/a_b.sh"
     for bad in ("1;rm -rf /", "$(id)", "", "12_[1-3]"):
@@ -140,7 +148,8 @@ def test_job_script():
     layout = RemoteLayout("/scratch/ff", "demo", "manual_1", "/scratch/ff/outputs")
     script = render_job_script(job_name="ff_demo_abcd1234_v1_g0003", group_index=7,
                                manifest_path="/scratch/ff/demo/manual_1/manifest/manifest-0123456789ab.json",
-                               manifest_digest="0" * 64, layout=layout, cluster={"partition": "xenon1t", "qos": "xenon1t",
+                               manifest_digest="0" * 64, layout=layout,
+                               cluster={"partition": "xenon1t", "qos": "xenon1t",
                                                        "account": "pi-lgrandi", "mem_per_cpu_mb": 3000,
                                                        "time_limit_minutes": 90, "python_env": "/opt/ff",
                                                        "env_setup": ["module load python/3.11"]}, force=True)
@@ -154,7 +163,8 @@ def test_job_script():
                      "module load python/3.11"):
         assert expected in lines
     assert lines[-1] == ("exec /opt/ff/bin/faxflow job --manifest /scratch/ff/demo/manual_1/manifest/"
-                         "manifest-0123456789ab.json --digest " + "0" * 64 + " --group 7 --output-root /scratch/ff/outputs --force")
+                         "manifest-0123456789ab.json --digest " + "0" * 64
+                         + " --group 7 --output-root /scratch/ff/outputs --force")
     assert lines.index("module load python/3.11") < len(lines) - 1
     assert minutes_to_slurm(5) == "0:05:00" and minutes_to_slurm(1500) == "25:00:00"
     with pytest.raises(ValueError):

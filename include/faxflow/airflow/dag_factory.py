@@ -19,9 +19,10 @@ does not validate becomes a one-task DAG that fails with the problems (also show
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 from airflow.sdk import DAG, TaskGroup, task
 from airflow.sdk.exceptions import AirflowFailException
@@ -31,7 +32,7 @@ from faxflow.airflow.reporting import CampaignReportOperator
 from faxflow.airflow.schedules import campaign_schedule
 from faxflow.airflow.trigger_params import conf_problems, params_for
 
-START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 MAX_RETRY_DELAY = timedelta(hours=1)
 TAGS = ["faxflow"]
 
@@ -57,7 +58,8 @@ def _doc(campaign, config_path: Path) -> str:
         settings = variant.settings
         cluster = settings["cluster"]
         rows.append(f"| {variant.name} | {cluster['backend']} | {cluster['pool']} | "
-                    f"{settings['number_job']} × {settings['number_event_per_job']} | {cluster['productions_per_job']} |")
+                    f"{settings['number_job']} × {settings['number_event_per_job']} | "
+                    f"{cluster['productions_per_job']} |")
     return "\n".join([f"# Campaign `{campaign.name}`", "", campaign.description or "", "",
                       f"Config: `{config_path}`; schedule: `{campaign.schedule}`", "", *rows])
 
@@ -194,7 +196,8 @@ def lint_configs(configs_dir: Path) -> list[str]:
         problems.extend(found or [])
         if campaign is not None:
             if campaign.name in names:
-                problems.append(f"{path}: name: campaign {campaign.name!r} is already defined by {names[campaign.name]}")
+                problems.append(f"{path}: name: campaign {campaign.name!r} is already defined by "
+                                f"{names[campaign.name]}")
             names[campaign.name] = path
     return problems
 

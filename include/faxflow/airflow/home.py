@@ -15,7 +15,6 @@ import json
 import os
 import secrets
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Optional

@@ -22,10 +22,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional, Sequence
-
+from typing import Optional
 
 #: How often a running local job touches its heartbeat file.
 HEARTBEAT_SECONDS = 5

@@ -13,15 +13,14 @@ in ``task_state_store``) or fail fast (``AirflowFailException``) for config/bad-
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Optional
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from faxflow import backends
 from faxflow.airflow.links import JOB_XCOM_KEY, SlurmJobLink
 from faxflow.config import CLUSTER_DEFAULTS
 from faxflow.slurm import commands
@@ -52,145 +51,6 @@ class _Store:
             self._memory[key] = value
             return
         self._store.set(key, value)
-
-
-class _SlurmBackend:
-    def __init__(self, operator: "FaxflowGroupOperator"):
-        from faxflow.slurm.client import SlurmClient
-
-        self.op = operator
-        self.spec = operator.spec
-        self.client = SlurmClient(operator.ssh_conn_id, command_timeout=operator.command_timeout)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def job_info(self, job_id: str) -> dict:
-        name = self.spec["job_name"]
-        return {"backend": "slurm", "job_id": job_id, "job_name": name, "host": self.op.ssh_conn_id,
-                "stdout": f"{self.spec['slurm_log_dir']}/{name}_{job_id}.out",
-                "stderr": f"{self.spec['slurm_log_dir']}/{name}_{job_id}.err"}
-
-    def status_event(self, job: dict) -> Optional[dict]:
-        """A finished-job event for a stored job, ``"active"`` if it still runs, None if unknown."""
-        status = self.client.status(job["job_id"])
-        if status is None:
-            return None
-        if status.state.active:
-            return {"status": "active", "state": status.state.value}
-        return {"status": "done", "job_id": job["job_id"], "job_name": job["job_name"],
-                "state": status.state.value, "exit_code": status.exit_code, "signal": status.signal,
-                "elapsed": status.elapsed, "reason": status.reason, "source": status.source,
-                "message": f"job ended {status.state.value}"}
-
-    def find_live(self) -> Optional[str]:
-        live = self.client.find_live_by_name(self.spec["job_name"])
-        return live.raw_id or live.array_master if live else None
-
-    def submit(self, resources: dict) -> dict:
-        options = {"time": _slurm_minutes(resources["time_limit_minutes"]),
-                   "mem-per-cpu": int(resources["mem_per_cpu_mb"])}
-        submission = self.client.submit(self.spec["script"], options=options)
-        return self.job_info(submission.job_id)
-
-    def trigger(self, job: dict):
-        from faxflow.airflow.triggers import SlurmJobTrigger
-
-        interval = self.op.poll_interval
-        return SlurmJobTrigger(ssh_conn_id=self.op.ssh_conn_id, job_id=job["job_id"], job_name=job["job_name"],
-                               poll_interval=interval,
-                               missing_grace_seconds=self.op.missing_grace_seconds or max(120.0, 4 * interval),
-                               max_bad_answers=self.op.max_bad_answers, max_wait_seconds=self.op.max_wait_seconds,
-                               command_timeout=self.op.command_timeout,
-                               log_paths={"stdout": job["stdout"], "stderr": job["stderr"]},
-                               not_before=settle_until())
-
-    def tail(self, path: str, lines: int) -> str:
-        return self.client.tail(path, lines)
-
-    def read_json(self, path: str) -> Optional[dict]:
-        data = self.client.read_bytes(path, max_bytes=4 * 1024 * 1024)
-        return json.loads(data) if data else None
-
-    def cancel(self, job: dict) -> None:
-        self.client.cancel([job["job_id"]])
-
-
-class _LocalBackend:
-    def __init__(self, operator: "FaxflowGroupOperator"):
-        self.op = operator
-        self.spec = operator.spec
-
-    def close(self) -> None:
-        pass
-
-    def status_event(self, job: dict) -> Optional[dict]:
-        from faxflow.airflow.local_jobs import heartbeat_fresh, local_job_event
-
-        event = local_job_event(job["exit_file"], int(job["pid"]), job["job_name"])
-        if event is not None:
-            return event
-        alive = heartbeat_fresh(job.get("heartbeat_file", ""))
-        return {"status": "active", "state": "RUNNING"} if alive else None
-
-    def find_live(self) -> Optional[str]:
-        return None  # a local job is only known through the stored pid
-
-    def submit(self, resources: dict) -> dict:
-        from faxflow.airflow.local_jobs import launch
-
-        spec = self.spec
-        args = ["job", "--manifest", spec["manifest"], "--digest", spec["digest"],
-                "--group", str(int(spec["group"])),
-                "--output-root", spec["output_root"]]
-        if spec.get("force"):
-            args.append("--force")
-        job = launch(args, log_dir=Path(spec["log_dir"]), name=commands.check_name(spec["job_name"]))
-        return {"backend": "local", "job_id": str(job.pid), "job_name": spec["job_name"], "host": "localhost",
-                **job.to_dict()}
-
-    def trigger(self, job: dict):
-        from faxflow.airflow.triggers import LocalJobTrigger
-
-        return LocalJobTrigger(exit_file=job["exit_file"], pid=int(job["pid"]), heartbeat_file=job["heartbeat_file"],
-                               job_name=job["job_name"], poll_interval=min(self.op.poll_interval, 1.0),
-                               max_wait_seconds=self.op.max_wait_seconds,
-                               log_paths={"stdout": job["stdout"], "stderr": job["stderr"]},
-                               not_before=settle_until())
-
-    def tail(self, path: str, lines: int) -> str:
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(0, 2)
-                handle.seek(max(0, handle.tell() - 256 * 1024))
-                text = handle.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def read_json(self, path: str) -> Optional[dict]:
-        try:
-            return json.loads(Path(path).read_text())
-        except (OSError, ValueError):
-            return None
-
-    def cancel(self, job: dict) -> None:
-        from faxflow.airflow.local_jobs import kill_local_job
-
-        kill_local_job(int(job["pid"]), job["exit_file"])
-
-
-def settle_until() -> float:
-    """When a trigger deferred now may fire at the earliest."""
-    from faxflow.airflow.triggers import DEFERRAL_SETTLE_SECONDS
-
-    return time.time() + DEFERRAL_SETTLE_SECONDS
-
-
-def _slurm_minutes(minutes: int) -> str:
-    from faxflow.slurm.script import minutes_to_slurm
-
-    return minutes_to_slurm(int(minutes))
 
 
 class FaxflowGroupOperator(BaseOperator):
@@ -231,7 +91,7 @@ class FaxflowGroupOperator(BaseOperator):
 
     # -- helpers ----------------------------------------------------------------------------------
     def _backend(self):
-        return _LocalBackend(self) if self.spec.get("backend") == "local" else _SlurmBackend(self)
+        return backends.create(self.spec.get("backend", "slurm"), self)
 
     def _resources(self, store: _Store) -> dict:
         stored = store.get(RESOURCES_KEY)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from airflow.sdk import timezone
 from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction
 from airflow.timetables.trigger import CronTriggerTimetable
-from airflow.sdk import timezone
 
 #: How late a scheduled run may still start (scheduler lag, restarts); older times are skipped.
 LATE_START_GRACE = timedelta(minutes=5)

@@ -10,7 +10,8 @@ api-server before a run is created (:class:`TriggerConfGuard`, HTTP 400) and aga
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 from faxflow import limits
 

@@ -19,7 +19,8 @@ import logging
 import os
 import shlex
 import time
-from typing import Any, AsyncIterator, Optional
+from collections.abc import AsyncIterator
+from typing import Any, Optional
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -34,6 +35,11 @@ log = logging.getLogger(__name__)
 #: exit on a busy machine; if the event re-queues the task first, the scheduler takes the late "worker
 #: finished" report for a state changed externally and fails the task (seen with clears that redo one step).
 DEFERRAL_SETTLE_SECONDS = 10.0
+
+
+def settle_until() -> float:
+    """When a trigger deferred now may fire at the earliest."""
+    return time.time() + DEFERRAL_SETTLE_SECONDS
 
 
 async def settle(not_before: Optional[float]) -> None:
@@ -78,7 +84,8 @@ def remote_log_reader(run):
 
     async def read(path: str, offset: int, limit: int) -> bytes:
         quoted = shlex.quote(commands.check_path(path))
-        result = await run(f"if [ -f {quoted} ]; then tail -c +{int(offset) + 1} -- {quoted} | head -c {int(limit)}; fi")
+        result = await run(f"if [ -f {quoted} ]; then tail -c +{int(offset) + 1} -- {quoted} "
+                           f"| head -c {int(limit)}; fi")
         return result.stdout.encode("utf-8") if result.ok else b""
 
     return read

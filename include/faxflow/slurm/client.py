@@ -16,7 +16,8 @@ import posixpath
 import re
 import shlex
 import uuid
-from typing import Any, Callable, Iterable, Mapping, Optional
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Optional
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -146,7 +147,7 @@ class SlurmClient:
                     log.debug("ignoring error while closing", exc_info=True)
         self._sftp = self._ssh = None
 
-    def __enter__(self) -> "SlurmClient":
+    def __enter__(self) -> SlurmClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -16,8 +16,9 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Awaitable, Callable, Optional, Protocol
+from typing import Optional, Protocol
 
 from faxflow.slurm.query import CommandResult, QueryOutcome, arun_query
 from faxflow.slurm.states import JobStatus
@@ -168,7 +169,7 @@ class SharedPoller:
                 delay = self._interval() * random.uniform(1 - self.jitter, 1 + self.jitter)
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         finally:
             _forget(self)
