@@ -55,7 +55,8 @@ def plan_campaign(config_path: str, run_id: str, params: dict) -> dict:
         key = run_key(run_id)
         local_root = local_output_root(campaign, config_path)
         slurm = campaign.cluster.backend == "slurm"
-        output_root = f"{campaign.cluster.remote_root}/outputs" if slurm else str(local_root)
+        remote_root = resolved_remote_root(campaign.cluster) if slurm else None
+        output_root = f"{remote_root}/outputs" if slurm else str(local_root)
         plan = make_plan(campaign, run_id=key, output_root=output_root, variants=params.get("variants") or None,
                          number_job=params.get("number_job"), events=params.get("events"))
         manifest = write_manifest(plan, local_root / campaign.name / "manifests")
@@ -72,9 +73,33 @@ def plan_campaign(config_path: str, run_id: str, params: dict) -> dict:
         }
     return {"campaign": plan.campaign, "run_id": run_id, "run_key": key, "manifest": str(manifest.index_path),
             "manifest_digest": manifest.index_digest, "manifest_name": manifest.index_path.parent.name,
-            "local_root": str(local_root), "output_root": output_root,
+            "local_root": str(local_root), "output_root": output_root, "remote_root": remote_root,
             "backend": campaign.cluster.backend, "dry_run": bool(params.get("dry_run")),
             "force": bool(params.get("force")), "variants": variants, "totals": plan.totals()}
+
+
+def resolved_remote_root(cluster) -> str:
+    """``cluster.remote_root`` with a leading ``$HOME``/``$SCRATCH`` replaced by its value on the cluster."""
+    from faxflow.names import resolve_remote_path
+
+    if not cluster.remote_root.startswith("$"):
+        return cluster.remote_root
+    from faxflow.slurm.client import SlurmClient
+
+    with SlurmClient(cluster.ssh_conn_id) as client:
+        result = client.run('echo "HOME=$HOME"; echo "SCRATCH=${SCRATCH:-}"', check=True)
+    environment = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    try:
+        return resolve_remote_path(cluster.remote_root, environment)
+    except ValueError as error:
+        raise AirflowFailException(f"cluster.remote_root: {error}") from None
+
+
+def _with_remote_root(cluster: dict, plan_info: dict) -> dict:
+    """The variant's cluster settings with the remote root the plan resolved on the cluster (if it had to)."""
+    if cluster.get("remote_root", "").startswith("$") and plan_info.get("remote_root"):
+        return {**cluster, "remote_root": plan_info["remote_root"]}
+    return cluster
 
 
 def _selected(plan_info: dict, variant: str) -> dict:
@@ -98,6 +123,7 @@ def prepare_variant(plan_info: dict, variant: str, cluster: dict) -> list[dict]:
     ``faxflow check-manifest`` it there, and upload one job script per group. Local: create log dirs.
     """
     info = _selected(plan_info, variant)
+    cluster = _with_remote_root(cluster, plan_info)
     base = {"variant": variant, "backend": cluster["backend"], "force": plan_info["force"]}
     if cluster["backend"] == "local":
         output_root = plan_info["output_root"]
