@@ -152,13 +152,20 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only")
-def test_sigkill_of_faxflow_run_leaves_no_worker_alive(tmp_path):
+def _start_long_run(tmp_path):
     config = tmp_path / "lin.yaml"
     config.write_text(SWEEP.format(extra=f"output_root: {tmp_path / 'out'}").replace("number_event_per_job: 20",
                                                                                       "number_event_per_job: 3000"))
-    process = subprocess.Popen([sys.executable, "-m", "faxflow.cli", "run", str(config), "-j", "2"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, "-m", "faxflow.cli", "run", str(config), "-j", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only")
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_killed_faxflow_run_leaves_no_worker_alive(tmp_path, signal_name):
+    import signal
+
+    process = _start_long_run(tmp_path)
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not list((tmp_path / "out").glob("lin/sim-*/done/*/instructions.json")):
@@ -166,6 +173,10 @@ def test_sigkill_of_faxflow_run_leaves_no_worker_alive(tmp_path):
         workers = [pid for pid in _children(process.pid) if Path(f"/proc/{pid}/cmdline").exists()
                    and b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         assert workers, "no worker started"
+        process.send_signal(getattr(signal, signal_name))
+        output, _ = process.communicate(timeout=60)
+        if signal_name == "SIGTERM":
+            assert process.returncode == 130 and "resume" in output and "Traceback" not in output, output
     finally:
         process.kill()
         process.wait()
