@@ -187,7 +187,16 @@ def test_cli_overrides_are_checked_against_the_campaign_ceilings(capsys, tmp_pat
 def test_total_events_ceiling(capsys, tmp_path):
     code, err, path = validate(capsys, tmp_path, {"name": "c", "number_job": 100, "number_event_per_job": 1000,
                                                   "limits": {"max_events_per_campaign": 50_000}})
-    assert code == 2 and f"{path}: limits.max_events_per_campaign: the campaign asks for 100000 events" in err
+    assert code == 2 and f"{path}: limits.max_events_per_campaign: the campaign asks for 100000 events in all" in err
+
+
+def test_total_productions_ceiling(capsys, tmp_path):
+    ceiling = limits.SIZE_LIMITS["max_productions_per_campaign"].default
+    matrix = {"physics.electron_lifetime_us": [float(100 + i) for i in range(11)]}
+    code, err, path = validate(capsys, tmp_path, {"name": "c", "number_job": 10_000, "number_event_per_job": 1,
+                                                  "matrix": matrix})
+    assert code == 2 and f"{path}: limits.max_productions_per_campaign: the campaign asks for 110000 productions " \
+                         f"in all, above the ceiling {ceiling}" in err
 
 
 def test_ceilings_cannot_exceed_the_hard_maxima(capsys, tmp_path):

@@ -558,12 +558,14 @@ def _size_problems(sizes: list[dict], ceilings: dict[str, int]) -> list[str]:
             problems.append(f"{key}: {worst} is above the ceiling {ceiling} (allowed: 1..{ceiling}; "
                             f"raise limits.{limit} up to {limits.SIZE_LIMITS[limit].hard} if you mean it)")
     if not problems:
-        total = sum(size["number_job"] * size["number_event_per_job"] for size in sizes)
-        if total > ceilings["max_events_per_campaign"]:
-            problems.append(f"limits.max_events_per_campaign: the campaign asks for {total} events in all, above "
-                            f"the ceiling {ceilings['max_events_per_campaign']} (fewer productions or events, "
-                            f"or raise limits.max_events_per_campaign up to "
-                            f"{limits.SIZE_LIMITS['max_events_per_campaign'].hard})")
+        totals = {"max_productions_per_campaign": ("productions", sum(size["number_job"] for size in sizes)),
+                  "max_events_per_campaign": ("events", sum(size["number_job"] * size["number_event_per_job"]
+                                                            for size in sizes))}
+        for limit, (what, total) in totals.items():
+            if total > ceilings[limit]:
+                problems.append(f"limits.{limit}: the campaign asks for {total} {what} in all, above the ceiling "
+                                f"{ceilings[limit]} (fewer variants, productions or events, or raise "
+                                f"limits.{limit} up to {limits.SIZE_LIMITS[limit].hard})")
     return problems
 
 

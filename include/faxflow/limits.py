@@ -29,6 +29,8 @@ SIZE_LIMITS = {
     "max_productions_per_variant": SizeLimit(10_000, 1_000_000, "largest number_job"),
     "max_events_per_production": SizeLimit(100_000, 10_000_000, "largest number_event_per_job"),
     "max_events_per_campaign": SizeLimit(100_000_000, 10_000_000_000, "largest sum of events over all variants"),
+    # planning holds every production in memory: about 2 KB and 40 µs each
+    "max_productions_per_campaign": SizeLimit(100_000, 1_000_000, "largest sum of number_job over all variants"),
 }
 
 #: S1 photons / S2 electrons one instruction row may carry (a 10 MeV deposit gives ~7e5 quanta).
