@@ -7,7 +7,7 @@ import pytest
 
 from faxflow.engines import StepCounts
 from faxflow.errors import BadInputError
-from faxflow.truth import (SORTED_COLUMNS, merge_truth, merge_truth_files, sort_truth, sort_truth_file)
+from faxflow.truth import SORTED_COLUMNS, merge_truth, merge_truth_files, sort_truth, sort_truth_file
 
 EXPECTED_COLUMNS = ["event_number", "s1", "s1_hit_time_mean", "s1_width", "s1_area_fraction_top",
                     "s2", "s2_hit_time_mean", "s2_width", "s2_area_fraction_top", "x", "y",

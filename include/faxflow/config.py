@@ -158,14 +158,18 @@ class PaxOptions(StrictModel):
     conda_env: str = Field("pax_v6.8.0", description="conda env name or absolute path")
     conda_activate: str = Field("source activate", description="command that activates conda_env")
     config_names: list[SafeName] = Field(default_factory=lambda: ["XENON1T", "SR1_parameters"],
-                                         description="pax configs (pax/config/<name>.ini) for simulation and processing, "
-                                                     "in load order; SR0_parameters or SR1_parameters sets the period")
+                                         description="pax configs (pax/config/<name>.ini) for simulation and "
+                                                     "processing, in load order; SR0_parameters or SR1_parameters "
+                                                     "sets the period")
     config_string: str = Field("", description="extra paxer --config_string")
-    timeout_seconds: int = Field(1800, gt=0, description="per paxer or hax call; a call still running is killed and the step fails")
+    timeout_seconds: int = Field(1800, gt=0, description="per paxer or hax call; a call still running is killed "
+                                                         "and the step fails")
     treemakers: list[Literal[HAX_TREEMAKERS]] = Field(
         default_factory=lambda: list(DEFAULT_TREEMAKERS), min_length=1,
-        description="hax treemakers joined into the minitree table (default: the builtin engine's set that hax builds on MC)")
-    event_tolerance: float = Field(0.0, ge=0, le=1, description="fraction of processed events allowed missing from the minitrees")
+        description="hax treemakers joined into the minitree table (default: the builtin engine's set that hax "
+                    "builds on MC)")
+    event_tolerance: float = Field(0.0, ge=0, le=1,
+                                   description="fraction of processed events allowed missing from the minitrees")
 
     @field_validator("config_names")
     @classmethod

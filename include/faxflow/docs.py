@@ -51,7 +51,8 @@ def _table(spec: dict, period_model=None) -> list[str]:
     for key, prop in spec.get("properties", {}).items():
         default = "required" if key in required else json.dumps(prop.get("default")) if "default" in prop else ""
         if key in sr1:
-            default = json.dumps(sr1[key]) + (f" (SR0: {json.dumps(sr0[key])})" if sr0[key] != sr1[key] and key != "period" else "")
+            differs = sr0[key] != sr1[key] and key != "period"
+            default = json.dumps(sr1[key]) + (f" (SR0: {json.dumps(sr0[key])})" if differs else "")
         description = prop.get("description", "").replace("|", "\\|").replace("\n", " ")
         lines.append(f"| `{key}` | {_type(prop)} | {default} | {description} |")
     return lines

@@ -214,7 +214,8 @@ class SlurmSandbox:
             'RUN="$2" exec bash "$3" >/dev/null 2>&1'
         )
         self._watchdog = subprocess.Popen(
-            ["bash", "-c", script, "faxflow-sandbox-watchdog", str(os.getpid()), str(self.run_dir), str(HERE / "down.sh")],
+            ["bash", "-c", script, "faxflow-sandbox-watchdog", str(os.getpid()), str(self.run_dir),
+             str(HERE / "down.sh")],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -439,7 +440,8 @@ class SlurmSandbox:
     def slurm(self, *argv: str, timeout: float = 30, check: bool = False) -> subprocess.CompletedProcess[str]:
         """Run a Slurm client command locally as root against this sandbox."""
         env = dict(os.environ, SLURM_CONF=self.env["SLURM_CONF"])
-        cp = subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        cp = subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=timeout,
+                            stdin=subprocess.DEVNULL)
         if check and cp.returncode != 0:
             raise SandboxError(f"{argv} failed rc={cp.returncode}: {cp.stderr.strip()}")
         return cp
@@ -540,7 +542,8 @@ class SlurmSandbox:
             },
         }
 
-    def airflow_connection_json(self, conn_timeout: int = 10, cmd_timeout: int | None = 60, keepalive_interval: int = 30) -> str:
+    def airflow_connection_json(self, conn_timeout: int = 10, cmd_timeout: int | None = 60,
+                                keepalive_interval: int = 30) -> str:
         """JSON for AIRFLOW_CONN_<ID> (Airflow >= 2.3 JSON connection format)."""
         return json.dumps(self.airflow_connection(conn_timeout, cmd_timeout, keepalive_interval))
 
@@ -584,7 +587,8 @@ def main(argv: list[str] | None = None) -> int:
             script_env["KEEP_RUN"] = "1"
         return subprocess.call(["bash", str(HERE / "down.sh")], env=script_env)
     if a.cmd == "restart":
-        return subprocess.call(["bash", str(HERE / "ctl.sh"), "hard-restart" if a.hard else "restart", a.daemon], env=script_env)
+        action = "hard-restart" if a.hard else "restart"
+        return subprocess.call(["bash", str(HERE / "ctl.sh"), action, a.daemon], env=script_env)
     envsh = sb.run_dir / "env.sh"
     if not envsh.exists():
         print(f"no sandbox up in {sb.run_dir}", file=sys.stderr)

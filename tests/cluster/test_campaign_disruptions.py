@@ -9,8 +9,20 @@ from __future__ import annotations
 
 import pytest
 
-from .test_campaign_support import (Background, Campaign, airflow_ready, base_config, cluster_env,  # noqa: F401
-                                    read_json, sacct_jobs, squeue_jobs, states, tries, unique, wait_for)
+from .test_campaign_support import (  # noqa: F401
+    Background,
+    Campaign,
+    airflow_ready,
+    base_config,
+    cluster_env,
+    read_json,
+    sacct_jobs,
+    squeue_jobs,
+    states,
+    tries,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from .test_campaign_support import (Campaign, airflow_ready, base_config, cluster_env, read_json,  # noqa: F401
-                                    sacct_jobs, states, unique)
+from .test_campaign_support import (  # noqa: F401
+    Campaign,
+    airflow_ready,
+    base_config,
+    cluster_env,
+    read_json,
+    sacct_jobs,
+    states,
+    unique,
+)
 
 pytestmark = pytest.mark.cluster
 

@@ -8,8 +8,16 @@ import contextlib
 
 import pytest
 
-from .test_campaign_support import (Campaign, airflow_ready, base_config, cluster_env,  # noqa: F401
-                                    sacct_jobs, squeue_jobs, unique, wait_for)
+from .test_campaign_support import (  # noqa: F401
+    Campaign,
+    airflow_ready,
+    base_config,
+    cluster_env,
+    sacct_jobs,
+    squeue_jobs,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .test_campaign_support import CAMPAIGNS, PROJECT, python_env, sacct_jobs, unique
 from .harness import free_port
+from .test_campaign_support import CAMPAIGNS, PROJECT, python_env, sacct_jobs, unique
 
 pytestmark = pytest.mark.cluster
 

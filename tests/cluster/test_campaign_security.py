@@ -9,10 +9,8 @@ import subprocess
 import time
 
 import pytest
-import yaml
 
-from .test_campaign_support import (Campaign, airflow_ready, base_config, cluster_env,  # noqa: F401
-                                    sacct_jobs, states, unique)
+from .test_campaign_support import Campaign, airflow_ready, base_config, cluster_env, sacct_jobs, states, unique  # noqa: F401
 
 pytestmark = pytest.mark.cluster
 

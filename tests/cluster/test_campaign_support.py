@@ -17,13 +17,13 @@ from __future__ import annotations
 import copy
 import json
 import os
-import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import pytest
 import yaml

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_campaign_support import (Campaign, airflow_ready, base_config, cluster_env,  # noqa: F401
-                                    sacct_jobs, states, tries, unique)
+from .test_campaign_support import Campaign, airflow_ready, base_config, cluster_env, sacct_jobs, states, tries, unique  # noqa: F401
 
 pytestmark = pytest.mark.cluster
 

@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from test_processing_synthetic import make_raw
 
 from faxflow.engines.builtin import detector
-from faxflow.engines.builtin.processing import process as process_module
 from faxflow.engines.builtin.minitrees import build_minitrees_file
 from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
+from faxflow.engines.builtin.processing import process as process_module
 from faxflow.engines.builtin.processing.process import process, process_file, read_processed
 from faxflow.engines.builtin.rawio import read_raw, write_raw
 from faxflow.errors import BadInputError
-from test_processing_synthetic import make_raw
 
 PHYSICS = PhysicsParameters()
 PROCESSING = ProcessingParameters.for_period("SR1", run_number=4321)

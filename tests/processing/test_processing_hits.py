@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from faxflow.engines.builtin import detector
+from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
 from faxflow.engines.builtin.processing.calibration import Calibration
 from faxflow.engines.builtin.processing.hits import find_hits
-from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
 
 PHYSICS = PhysicsParameters()
 PROCESSING = ProcessingParameters.for_period("SR1")
@@ -30,8 +30,10 @@ def flat(n=100):
 
 
 def test_threshold_is_strict_and_at_least_15_adc():
-    just_below = flat(); just_below[60] = 15
-    just_above = flat(); just_above[60] = 16
+    just_below = flat()
+    just_below[60] = 15
+    just_above = flat()
+    just_above[60] = 16
     assert len(hits_of([just_below])) == 0
     hits = hits_of([just_above])
     assert len(hits) == 1 and hits.index_of_maximum[0] == 60
@@ -41,7 +43,8 @@ def test_threshold_follows_noise_sigma():
     rng = np.random.default_rng(3)
     noise = np.round(rng.normal(0, 5, 400)).astype(int)  # 6 sigma ~ 30 ADC
     noise = np.clip(noise, -14, 14)
-    pulse = noise.copy(); pulse[200] = 25
+    pulse = noise.copy()
+    pulse[200] = 25
     assert len(hits_of([pulse])) == 0
     pulse[200] = 60
     assert len(hits_of([pulse])) == 1
@@ -71,7 +74,8 @@ def test_extensions_do_not_overlap_neighbours():
 
 
 def test_dead_channels_are_skipped_and_baseline_is_from_first_samples():
-    w = flat(); w[70] = 100
+    w = flat()
+    w[70] = 100
     assert len(hits_of([w], channels=[DEAD])) == 0
     shifted = w + 3  # baseline 3 ADC lower in raw: still one hit, the baseline absorbs the offset
     hits = hits_of([shifted])
@@ -80,8 +84,10 @@ def test_dead_channels_are_skipped_and_baseline_is_from_first_samples():
 
 
 def test_hits_in_several_pulses_keep_their_event_and_channel():
-    a = flat(); a[55] = 80
-    b = flat(); b[80] = 80
+    a = flat()
+    a[55] = 80
+    b = flat()
+    b[80] = 80
     samples = np.concatenate([16000 - a, 16000 - b]).astype(np.int16)
     live = np.flatnonzero(detector.live_mask())[:2]
     hits = find_hits(samples, np.array([0, 1]), live, np.array([1000, 20]), np.array([100, 100]),

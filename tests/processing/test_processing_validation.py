@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from faxflow.engines.builtin import detector
-from faxflow.engines.builtin.simulation import digitizer, pmt
 from faxflow.engines.builtin.minitrees import build_minitrees
 from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
 from faxflow.engines.builtin.processing.process import process
+from faxflow.engines.builtin.simulation import digitizer, pmt
 from faxflow.engines.builtin.simulation.simulate import simulate
 
 N_EVENTS = 1000

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from faxflow.engines.builtin import detector
-from faxflow.engines.builtin.simulation import digitizer, simulate
 from faxflow.engines.builtin.parameters import PhysicsParameters
+from faxflow.engines.builtin.simulation import digitizer, simulate
 
 QUIET = PhysicsParameters(noise_rms_adc=0.0, noise_pulse_rate_per_channel_hz=0.0)
 EVENT_SAMPLES = 2000

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from faxflow.engines.builtin import rawio
+from faxflow.engines.builtin.parameters import PhysicsParameters
 from faxflow.engines.builtin.simulation import simulate
 from faxflow.engines.builtin.simulation.instructions_io import read_instructions
-from faxflow.engines.builtin.parameters import PhysicsParameters
 from faxflow.errors import BadInputError
 
 PHYSICS = PhysicsParameters()

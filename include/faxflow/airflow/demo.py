@@ -10,8 +10,8 @@ merged tables and the report are. The campaign must use ``cluster.backend: local
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,9 +34,9 @@ def run_demo(config: Path, *, home: Path, project: Path, conf: Optional[dict] = 
 
     migrate_db()
     create_pools(campaign_pools(project))
-    from faxflow.airflow.dag_factory import build_campaign_dag, dag_id_for
-
     import importlib.util
+
+    from faxflow.airflow.dag_factory import build_campaign_dag, dag_id_for
 
     spec = importlib.util.spec_from_file_location("faxflow_campaigns", project / "dags" / "faxflow_campaigns.py")
     module = importlib.util.module_from_spec(spec)

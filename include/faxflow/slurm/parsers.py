@@ -7,8 +7,9 @@ count bad answers and give up after a bound instead of crashing or spinning fore
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Optional
 
 from faxflow.slurm.states import JobState, JobStatus, fold, normalize_state, parse_exit_code
 

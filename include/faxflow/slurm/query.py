@@ -11,12 +11,12 @@ asked only for the exit codes of jobs squeue shows as finished, and for ids neit
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Generator, Iterable, Optional
+from typing import Optional
 
 from faxflow.slurm import commands
-from faxflow.slurm.parsers import (accounting_disabled, parse_sacct, parse_scontrol, parse_squeue,
-                                   statuses_for)
+from faxflow.slurm.parsers import accounting_disabled, parse_sacct, parse_scontrol, parse_squeue, statuses_for
 from faxflow.slurm.states import JobStatus
 
 #: At most this many single-job scontrol calls per query (they are the fallback of a fallback).

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 from faxflow.config import CLUSTER_DEFAULTS
 from faxflow.slurm.commands import check_name, check_path, faxflow_executable

@@ -138,7 +138,7 @@ class JobStatus:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "JobStatus":
+    def from_dict(cls, data: dict[str, Any]) -> JobStatus:
         data = dict(data)
         data["state"] = JobState(data.get("state", "UNKNOWN"))
         data["elements"] = tuple(data.get("elements") or ())
