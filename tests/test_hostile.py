@@ -518,3 +518,36 @@ def test_full_disk_during_collect_is_an_io_failure(tmp_path):
                             capture_output=True, text=True, timeout=300, preexec_fn=_small_file_limit(200))
     assert result.returncode == errors.StorageError.exit_code, result.stderr
     assert result.stderr.startswith("faxflow: I/O error: ") and "File too large" in result.stderr
+
+
+def test_no_constructible_config_escapes_as_an_unexpected_error():
+    import random
+
+    from faxflow.config import CampaignFile
+
+    values = [None, 0, 1, -1, 2 ** 70, 1.5, float("nan"), float("inf"), "", "x", "../x", "$(id)", [], [1], [1, 2],
+              [[0, 1.0]], {}, {"a": 1}, True, "S1", {"source": "table"}, {"source": "nest"}, [{"name": "v"}]]
+    sections = {"physics": ["diffusion_constant_cm2_per_s", "period", "lone_hit_rates_per_channel_hz"],
+                "processing": ["s1_cluster_gap_ns", "run_number"],
+                "cluster": ["backend", "remote_root", "retries", "env_setup"],
+                "instructions": ["source", "path", "energy_range_kev", "spectrum", "energy_kev", "format"],
+                "fiducial_volume": ["r_max_cm", "depth_min_cm", "depth_max_cm"],
+                "limits": ["max_events_per_campaign", "max_productions_per_variant"],
+                "matrix": ["number_job", "physics.electron_lifetime_us", "x.y", "instructions.source"],
+                "pax": ["conda_env", "config_names"]}
+    keys = list(CampaignFile.model_fields)
+    chooser = random.Random(9)
+    for _ in range(1500):
+        raw = {"name": "c"}
+        for _ in range(chooser.randint(1, 4)):
+            key = chooser.choice(keys)
+            if key in sections and chooser.random() < 0.7:
+                section = raw[key] if isinstance(raw.get(key), dict) else {}
+                section[chooser.choice(sections[key])] = chooser.choice(values)
+                raw[key] = section
+            else:
+                raw[key] = chooser.choice(values)
+        try:
+            campaign_from_dict(raw, "c.yaml")
+        except ConfigError as error:
+            assert all(line.startswith("c.yaml: ") for line in error.problems), (raw, error.problems)
