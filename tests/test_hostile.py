@@ -551,3 +551,25 @@ def test_no_constructible_config_escapes_as_an_unexpected_error():
             campaign_from_dict(raw, "c.yaml")
         except ConfigError as error:
             assert all(line.startswith("c.yaml: ") for line in error.problems), (raw, error.problems)
+
+
+def test_no_constructible_table_escapes_as_an_unexpected_error(tmp_path):
+    import random
+
+    cells = ["1", "-30", "0", "", "nan", "inf", "-inf", "1e300", "-1e300", "abc", "True", "1,5", '"', "9" * 30]
+    chooser = random.Random(3)
+    path = tmp_path / "events.csv"
+    settings = campaign_from_dict(table_campaign(path, outside_rows=chooser.choice(["error", "drop"])),
+                                  "c.yaml").variants[0].settings
+    outcomes = set()
+    for _ in range(200):
+        rows = ["event_number,x,y,z,cs1,cs2"] + [",".join(chooser.choice(cells) for _ in range(6))
+                                                 for _ in range(chooser.randint(0, 4))]
+        path.write_text("\n".join(rows) + "\n")
+        try:
+            make_instructions(settings, 10, 0, np.random.default_rng(1), tmp_path)
+            outcomes.add("ok")
+        except BadInputError as error:
+            assert str(path) in str(error)
+            outcomes.add("bad input")
+    assert outcomes == {"ok", "bad input"}
