@@ -106,3 +106,10 @@ def test_warm_cache_dir_wins_over_the_environment(session_cache, tmp_path):
     command = [sys.executable, "-m", "faxflow.cli", "warm", "--cache-dir", str(tmp_path / "chosen")]
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True, timeout=300).stdout
     assert str(tmp_path / "chosen") in out and not (tmp_path / "from-env").exists()
+
+
+def test_every_numba_module_is_listed_so_its_code_is_warmed_and_digested():
+    package = Path(kernel_cache.__file__).parent
+    with_kernels = {".".join(("faxflow", "engines", "builtin", *path.relative_to(package).with_suffix("").parts))
+                    for path in package.rglob("*.py") if "njit" in path.read_text() and path.name != "kernel_cache.py"}
+    assert with_kernels == set(kernel_cache.KERNEL_MODULES)
