@@ -119,3 +119,14 @@ def test_corrupt_compressed_samples_are_bad_input_naming_the_file(engine, instru
     for name in ("bad.npz", "bad_table.npz"):
         with pytest.raises(rawio.BadInputError, match=name):
             rawio.read_raw(tmp_path / name)
+
+
+def test_lazily_decoded_samples_slice_like_the_array(tmp_path):
+    raw = _synthetic(3, FRAME_SAMPLES // 2 + 5, np.random.default_rng(4))  # frames cut through pulses
+    rawio.write_raw(tmp_path / "raw.npz", raw)
+    lazy = rawio.read_raw(tmp_path / "raw.npz", lazy_samples=True).samples
+    assert isinstance(lazy, rawio.FrameSamples) and len(lazy) == len(raw.samples)
+    n = len(raw.samples)
+    for start, stop in ((0, n), (0, 0), (FRAME_SAMPLES - 3, FRAME_SAMPLES + 3), (n - 7, n + 100), (5, 4),
+                        (2 * FRAME_SAMPLES, 3 * FRAME_SAMPLES + 1)):
+        np.testing.assert_array_equal(lazy[start:stop], raw.samples[start:stop])

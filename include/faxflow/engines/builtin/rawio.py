@@ -415,25 +415,51 @@ def _check_shape(path: Path, name: str, array: np.ndarray, dtype, ndim: int) -> 
                             f"{array.dtype}, expected {ndim}-d {np.dtype(dtype).name}")
 
 
-def _decode_samples(path: Path, arrays: dict[str, np.ndarray], baseline_adc: int) -> np.ndarray:
-    frame_samples, frame_bytes = arrays["frame_samples"], arrays["frame_bytes"]
-    compressed = arrays["samples_zstd"]
-    if (len(frame_samples) != len(frame_bytes) or np.any(frame_samples < 0) or np.any(frame_bytes < 0)
-            or frame_bytes.sum() != len(compressed)):
-        raise BadInputError(f"{path}: inconsistent raw-data file: the frame tables do not match samples_zstd")
-    samples = np.empty(int(frame_samples.sum()), np.int16)
-    sample_start = np.cumsum(frame_samples) - frame_samples
-    byte_start = np.cumsum(frame_bytes) - frame_bytes
-    for first, n, offset, size in zip(sample_start, frame_samples, byte_start, frame_bytes):
-        try:
-            _decode_frame(compressed[offset:offset + size], int(n), baseline_adc, samples[first:first + n])
-        except (pa.ArrowException, OSError, ValueError) as error:
-            raise BadInputError(f"{path}: corrupt raw-data frame at sample {first}: {error}") from error
-    return samples
+class FrameSamples:
+    """The samples of a format-2 file, decoded only where sliced (``samples[a:b]``), so a reader
+    that works through the events in chunks never holds all of them decoded."""
+
+    def __init__(self, path: Path, compressed: np.ndarray, frame_samples: np.ndarray, frame_bytes: np.ndarray,
+                 baseline_adc: int):
+        if (len(frame_samples) != len(frame_bytes) or np.any(frame_samples < 0) or np.any(frame_bytes < 0)
+                or frame_bytes.sum() != len(compressed)):
+            raise BadInputError(f"{path}: inconsistent raw-data file: the frame tables do not match samples_zstd")
+        self._path, self._compressed, self._baseline = path, compressed, baseline_adc
+        self._n = frame_samples
+        self._bytes = frame_bytes
+        self._start = np.cumsum(frame_samples) - frame_samples
+        self._byte_start = np.cumsum(frame_bytes) - frame_bytes
+        self._length = int(frame_samples.sum())
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        start, stop, step = key.indices(self._length)
+        if step != 1:
+            raise ValueError("raw samples can only be sliced contiguously")
+        stop = max(start, stop)
+        out = np.empty(stop - start, np.int16)
+        first = max(int(np.searchsorted(self._start, start, side="right")) - 1, 0)
+        for frame in range(first, len(self._n)):
+            frame_start, n = int(self._start[frame]), int(self._n[frame])
+            if frame_start >= stop:
+                break
+            decoded = np.empty(n, np.int16)
+            offset, size = self._byte_start[frame], self._bytes[frame]
+            try:
+                _decode_frame(self._compressed[offset:offset + size], n, self._baseline, decoded)
+            except (pa.ArrowException, OSError, ValueError) as error:
+                raise BadInputError(f"{self._path}: corrupt raw-data frame at sample {frame_start}: {error}") from error
+            lo, hi = max(start, frame_start), min(stop, frame_start + n)
+            out[lo - start:hi - start] = decoded[lo - frame_start:hi - frame_start]
+        return out
 
 
-def read_raw(path: Path) -> RawData:
-    """Read and validate a raw-data file; BadInputError naming the file if it is unusable."""
+def read_raw(path: Path, *, lazy_samples: bool = False) -> RawData:
+    """Read and validate a raw-data file; BadInputError naming the file if it is unusable.
+
+    With ``lazy_samples`` (format 2) the samples are a :class:`FrameSamples`, decoded where sliced."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -460,7 +486,8 @@ def read_raw(path: Path) -> RawData:
     values = {name: arrays[name].astype(dtype, copy=False) for name, dtype in wanted.items()}
     baseline_adc = int(values["baseline_adc"])
     if version == 2:
-        values["samples"] = _decode_samples(path, values, baseline_adc)
+        lazy = FrameSamples(path, values["samples_zstd"], values["frame_samples"], values["frame_bytes"], baseline_adc)
+        values["samples"] = lazy if lazy_samples else lazy[:]
     raw = RawData(**{f.name: values[f.name] for f in fields(RawData) if f.name not in _SCALARS},
                   sample_duration_ns=float(values["sample_duration_ns"]), baseline_adc=baseline_adc,
                   format_version=version)

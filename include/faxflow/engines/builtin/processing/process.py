@@ -76,19 +76,24 @@ def process(raw: RawData, processing: ProcessingParameters) -> Processed:
 
 def _process_columns(raw: RawData,
                      processing: ProcessingParameters) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(event columns, peak columns) of the whole file, as numpy arrays (peak ``type`` as str objects)."""
+    """(event columns, peak columns) of the whole file, as numpy arrays (peak ``type`` as str objects).
+
+    Samples that are not an array (a file's lazily decoded frames) are sliced chunk by chunk too."""
     calibration = Calibration.of(processing)
+    chunked = raw.n_events > CHUNK_EVENTS or not isinstance(raw.samples, np.ndarray)
     parts = [_process_chunk(_event_slice(raw, start, min(start + CHUNK_EVENTS, raw.n_events)), calibration,
                             processing)
-             for start in range(0, raw.n_events, CHUNK_EVENTS)] if raw.n_events > CHUNK_EVENTS else \
+             for start in range(0, raw.n_events, CHUNK_EVENTS)] if chunked else \
         [_process_chunk(raw, calibration, processing)]
+    if not parts:  # no events, nothing to decode
+        parts = [_process_chunk(dataclasses.replace(raw, samples=raw.samples[0:0]), calibration, processing)]
     if len(parts) == 1:
         return parts[0]
     return tuple({name: np.concatenate([part[k][name] for part in parts]) for name in parts[0][k]} for k in (0, 1))
 
 
 def _event_slice(raw: RawData, first: int, stop: int) -> RawData:
-    """Events first..stop-1 of ``raw``; the samples are a view."""
+    """Events first..stop-1 of ``raw``; the samples are a view (or, from a file, just their frames decoded)."""
     p0 = raw.event_first_pulse[first]
     p1 = raw.event_first_pulse[stop - 1] + raw.event_n_pulses[stop - 1]
     offsets, lengths = raw.pulse_offset[p0:p1], raw.pulse_length[p0:p1]
@@ -220,7 +225,7 @@ def _add_positions(peaks, kind, event_of_peak, keep, clusters, hits, calibration
 def process_file(raw: Path | RawData, processed_out: Path, processing: ProcessingParameters) -> StepCounts:
     """Process a raw-data file (or raw data already in memory) and write the Parquet file described
     in the module docstring."""
-    data = raw if isinstance(raw, RawData) else read_raw(Path(raw))
+    data = raw if isinstance(raw, RawData) else read_raw(Path(raw), lazy_samples=True)
     events, peaks = _process_columns(data, processing)
     _write_columns(Path(processed_out), events, peaks, data.sample_duration_ns, processing)
     return StepCounts(events_in=data.n_events, events_out=len(events["event_number"]))
