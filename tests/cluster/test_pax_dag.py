@@ -12,8 +12,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .test_campaign_support import (CONN_ID, Campaign, airflow_ready, base_config, cluster_env,  # noqa: F401
-                                    sacct_jobs, states, tries, unique)
+from .test_campaign_support import (  # noqa: F401
+    CONN_ID,
+    Campaign,
+    airflow_ready,
+    base_config,
+    cluster_env,
+    sacct_jobs,
+    states,
+    tries,
+    unique,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fakepax import ACTIVATE, make_fake_env  # noqa: E402
