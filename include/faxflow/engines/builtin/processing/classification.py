@@ -11,7 +11,14 @@ S2s out of the S1s and recover S1s broadened by a lone hit or an afterpulse (doc
 - vetoes: a top fraction more than ``s1_top_veto_sigma`` above ``s1_max_top_fraction`` (light made
   in the gas), or area ≥ ``s1_large_area_pe`` with rise ≥ ``s1_large_max_rise_time_ns``
   (S1s that large are fast; single electrons are not);
-- everything else → ``s2`` if n_contributing_channels ≥ ``s2_min_channels``, else ``unknown``.
+- everything else → ``s2`` if n_contributing_channels ≥ ``s2_min_channels``, else ``unknown``;
+- given the event of each peak, a peak that starts before the event's first large S2 (``s2`` by the
+  rules above, area ≥ ``s2_pairing_threshold_pe``) is an S1 if coincident, below
+  ``s1_large_area_pe`` (or below ``s1_relaxed_max_area_pe`` with a top fraction at most
+  ``s1_max_top_fraction``), with a 50 % width below ``s1_before_s2_max_width_50p_ns`` and a rise
+  below ``s1_before_s2_max_rise_time_ns``, whatever the vetoes say: photo-ionisation electrons and
+  afterpulse clusters follow an S2, so before the first one a small coincident peak is an S1 far
+  more often than a single electron (docs/physics.md, "Classification").
 
 The top-fraction test treats a peak's area in PE as the number of trials: z = (top − A·f) /
 sqrt(A·f·(1 − f)), with f = ``s1_max_top_fraction`` (the highest S1 top fraction of the light map).
@@ -25,8 +32,10 @@ PEAK_TYPES = ("lone_hit", "s1", "s2", "unknown")
 LONE_HIT, S1, S2, UNKNOWN = range(4)
 
 
-def classify(properties: dict[str, np.ndarray], processing: ProcessingParameters) -> np.ndarray:
-    """Type code per peak (index into PEAK_TYPES), int8, from the peak property columns."""
+def classify(properties: dict[str, np.ndarray], processing: ProcessingParameters,
+             event: np.ndarray | None = None) -> np.ndarray:
+    """Type code per peak (index into PEAK_TYPES), int8, from the peak property columns and, if
+    given, each peak's event number (non-negative integers)."""
     p = processing
     area = properties["area"]
     rise = -properties["area_decile_from_midpoint_1"]
@@ -42,7 +51,21 @@ def classify(properties: dict[str, np.ndarray], processing: ProcessingParameters
     is_s1 = coincident & (fast | narrow_core) & ~vetoed
 
     kind = np.where(is_s1, S1, np.where(n_channels >= p.s2_min_channels, S2, UNKNOWN))
+    if event is not None and len(area):
+        s1_sized = (area < p.s1_large_area_pe) | ((area < p.s1_relaxed_max_area_pe) & (top_excess <= 0))
+        small_core = (s1_sized & (width_50p < p.s1_before_s2_max_width_50p_ns)
+                      & (rise < p.s1_before_s2_max_rise_time_ns))
+        early = _before_first_large_s2(event, properties["left"], (kind == S2) & (area >= p.s2_pairing_threshold_pe))
+        kind = np.where(early & coincident & small_core, S1, kind)
     return np.where(n_channels == 1, LONE_HIT, kind).astype(np.int8)
+
+
+def _before_first_large_s2(event, left, large_s2) -> np.ndarray:
+    """Whether each peak starts before the first large S2 of its event (False if there is none)."""
+    event = np.asarray(event, dtype=np.int64)
+    first = np.full(event.max() + 1, np.inf)
+    np.minimum.at(first, event[large_s2], np.asarray(left, dtype=float)[large_s2])
+    return left < first[event]
 
 
 def _top_excess_sigma(area, top_fraction, expected_fraction: float) -> np.ndarray:

@@ -159,7 +159,7 @@ def _process_chunk(raw: RawData, calibration: Calibration,
     n_events = raw.n_events
     to_pe = calibration.adc_to_pe(dt)
     hits, clusters, props = _find_peaks(raw, to_pe, processing)
-    kind = classify(props, processing)
+    kind = classify(props, processing, clusters.event)
 
     lone = kind == LONE_HIT
     keep = np.flatnonzero(~lone)
