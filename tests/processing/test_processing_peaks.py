@@ -122,16 +122,19 @@ def test_small_s1_broadened_by_a_late_hit_stays_an_s1():
 
 
 def test_small_peaks_before_the_first_large_s2_are_s1s():
-    # event 0: a top-heavy 6 PE S1 and a broadened 8 PE one before the S2; event 1: the same two after it
-    props = peak_properties(area=[6.0, 8.0, 900.0, 6.0, 8.0, 900.0], area_fraction_top=[0.9, 0.2, 0.63, 0.9, 0.2, 0.63],
-                            range_area_decile_5=[90, 220, 900, 90, 220, 900],
-                            range_area_decile_9=[300, 600, 2000, 300, 600, 2000],
-                            area_decile_from_midpoint_1=[-40, -150, -600, -40, -150, -600],
-                            n_contributing_channels=[5, 5, 150, 5, 5, 150])
-    props["left"] = np.array([100, 200, 5000, 9000, 9100, 100])
-    event = np.array([0, 0, 0, 1, 1, 1])
-    assert list(classify(props, PROCESSING)) == [S2] * 6
-    assert list(classify(props, PROCESSING, event)) == [S1, S1, S2, S2, S2, S2]
+    # per event: a top-heavy 6 PE S1, a broadened 8 PE one, a 2-channel one with its hits 150 ns apart,
+    # the S2; event 0 has them before its S2, event 1 after
+    props = peak_properties(area=[6.0, 8.0, 2.0, 900.0] * 2, area_fraction_top=[0.9, 0.2, 0.2, 0.63] * 2,
+                            range_area_decile_5=[90, 220, 100, 900] * 2,
+                            range_area_decile_9=[300, 600, 150, 2000] * 2,
+                            area_decile_from_midpoint_1=[-40, -150, -20, -600] * 2,
+                            tight_coincidence=[3, 3, 1, 50] * 2, n_contributing_channels=[5, 5, 2, 150] * 2)
+    props["left"] = np.array([100, 200, 300, 5000, 9000, 9100, 9200, 100])
+    event = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    assert list(classify(props, PROCESSING)) == [S2, S2, UNKNOWN, S2] * 2
+    assert list(classify(props, PROCESSING, event)) == [S1, S1, S1, S2, S2, S2, UNKNOWN, S2]
+    off = PROCESSING.model_copy(update={"s1_before_s2_max_width_50p_ns": 0.0})
+    assert list(classify(props, off, event)) == [S2, S2, UNKNOWN, S2] * 2
 
 
 def test_empty_and_noise_only_events_are_kept():

@@ -139,12 +139,14 @@ class ProcessingParameters(BaseModel):
     s1_large_area_pe: float = Field(
         12.0, ge=0, description="S1s this large must rise faster than s1_large_max_rise_time_ns")
     s1_large_max_rise_time_ns: float = Field(80.0, gt=0)
-    # Before the first large S2 of an event, single electrons are rare (they follow an S2), so small
-    # S1s broadened or made top-heavy by a few photons are kept (docs/physics.md, "Classification").
+    # Before the first large S2 of an event single electrons are rare (they follow an S2), so small
+    # S1s broadened, made top-heavy or spread by a few photons are kept (docs/physics.md, "Classification").
     s1_before_s2_max_width_50p_ns: float = Field(
-        300.0, ge=0, description="before the first S2, a coincident peak below s1_large_area_pe with "
-        "a 50 % width below this and a rise below s1_before_s2_max_rise_time_ns is an S1 (0: off)")
+        300.0, ge=0, description="before the first S2, a small coincident peak with a 50 % width below this "
+        "and a rise below s1_before_s2_max_rise_time_ns is an S1 (0: off)")
     s1_before_s2_max_rise_time_ns: float = Field(500.0, ge=0)
+    s1_before_s2_max_width_90p_ns: float = Field(
+        250.0, ge=0, description="before the first S2, 2 channels within this 90 % width are coincident")
     tight_coincidence_window_ns: float = Field(50.0, ge=0)
     s2_min_channels: int = Field(4, ge=1)
     s2_pairing_threshold_pe: float = Field(70.0, ge=0)

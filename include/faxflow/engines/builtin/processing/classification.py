@@ -13,12 +13,13 @@ S2s out of the S1s and recover S1s broadened by a lone hit or an afterpulse (doc
   (S1s that large are fast; single electrons are not);
 - everything else → ``s2`` if n_contributing_channels ≥ ``s2_min_channels``, else ``unknown``;
 - given the event of each peak, a peak that starts before the event's first large S2 (``s2`` by the
-  rules above, area ≥ ``s2_pairing_threshold_pe``) is an S1 if coincident, below
-  ``s1_large_area_pe`` (or below ``s1_relaxed_max_area_pe`` with a top fraction at most
-  ``s1_max_top_fraction``), with a 50 % width below ``s1_before_s2_max_width_50p_ns`` and a rise
-  below ``s1_before_s2_max_rise_time_ns``, whatever the vetoes say: photo-ionisation electrons and
-  afterpulse clusters follow an S2, so before the first one a small coincident peak is an S1 far
-  more often than a single electron (docs/physics.md, "Classification").
+  rules above, area ≥ ``s2_pairing_threshold_pe``) is an S1, whatever the vetoes say, if it is
+  coincident (as above, or 2 channels within a 90 % width below ``s1_before_s2_max_width_90p_ns``),
+  below ``s1_large_area_pe`` (or below ``s1_relaxed_max_area_pe`` with a top fraction at most
+  ``s1_max_top_fraction`` or a rise below ``s1_large_max_rise_time_ns``), with a 50 % width below
+  ``s1_before_s2_max_width_50p_ns`` and a rise below ``s1_before_s2_max_rise_time_ns``:
+  photo-ionisation electrons and afterpulse clusters follow an S2, so before the first one a small
+  coincident peak is an S1 far more often than a single electron (docs/physics.md, "Classification").
 
 The top-fraction test treats a peak's area in PE as the number of trials: z = (top − A·f) /
 sqrt(A·f·(1 − f)), with f = ``s1_max_top_fraction`` (the highest S1 top fraction of the light map).
@@ -52,11 +53,12 @@ def classify(properties: dict[str, np.ndarray], processing: ProcessingParameters
 
     kind = np.where(is_s1, S1, np.where(n_channels >= p.s2_min_channels, S2, UNKNOWN))
     if event is not None and len(area):
-        s1_sized = (area < p.s1_large_area_pe) | ((area < p.s1_relaxed_max_area_pe) & (top_excess <= 0))
-        small_core = (s1_sized & (width_50p < p.s1_before_s2_max_width_50p_ns)
-                      & (rise < p.s1_before_s2_max_rise_time_ns))
         early = _before_first_large_s2(event, properties["left"], (kind == S2) & (area >= p.s2_pairing_threshold_pe))
-        kind = np.where(early & coincident & small_core, S1, kind)
+        s1_sized = (area < p.s1_large_area_pe) | ((area < p.s1_relaxed_max_area_pe) & (
+            (top_excess <= 0) | (rise < p.s1_large_max_rise_time_ns)))
+        early_shape = (width_50p < p.s1_before_s2_max_width_50p_ns) & (rise < p.s1_before_s2_max_rise_time_ns)
+        early_coincident = coincident | ((n_channels >= 2) & (width_90p < p.s1_before_s2_max_width_90p_ns))
+        kind = np.where(early & s1_sized & early_shape & early_coincident, S1, kind)
     return np.where(n_channels == 1, LONE_HIT, kind).astype(np.int8)
 
 
