@@ -3,8 +3,9 @@
 
 pax's own chain on the same settings: 0.65 'unknown' peaks and 0.038 SE-like S1s per event,
 1.159 PE of S2 area per truth photon. The pairing and main-S1 bounds are the levels reached
-over seeds 2017, 1 and 2: pairing 0.992-0.999 (99.5 % aimed for), main S1 0.995, main S2
-0.991-0.992, and the 'unknown' peaks sit just below twice pax's (1.19-1.21; see docs/physics.md).
+(seed 2017 here; over seeds 2017, 1, 2 and 3: pairing 0.992-0.999, 99.5 % aimed for; main S1
+0.994-0.995; main S2 0.990-0.992), and the 'unknown' peaks sit just below twice pax's (1.19-1.21;
+see docs/physics.md).
 """
 
 import pytest
