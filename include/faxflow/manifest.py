@@ -40,8 +40,8 @@ from faxflow.plan import (
     sim_key,
 )
 
-HEADER_KEYS = ("campaign", "run_id", "faxflow_version", "manifest_version", "campaign_path", "output_root",
-               "seed", "seed_policy")
+HEADER_KEYS = ("campaign", "description", "run_id", "faxflow_version", "manifest_version", "campaign_path",
+               "output_root", "seed", "seed_policy")
 SEED_POLICIES = ("fixed", "per_run")
 #: A slice never needs more; anything larger is not a slice faxflow wrote.
 MAX_SLICE_BYTES = 1 << 20
@@ -175,6 +175,8 @@ def _header(data: dict, path: Path) -> dict:
     header = {key: data[key] for key in HEADER_KEYS}
     for key in ("campaign", "run_id"):
         _safe(header[key], path, key)
+    if not isinstance(header["description"], str):
+        raise ManifestError(f"{path}: description must be text")
     for key in ("output_root", "campaign_path"):
         value = header[key]
         on_cluster = key == "output_root" and isinstance(value, str) and value.startswith(

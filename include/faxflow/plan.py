@@ -75,6 +75,7 @@ class PlannedVariant(BaseModel):
 
 class Plan(BaseModel):
     campaign: str
+    description: str
     run_id: str
     faxflow_version: str
     manifest_version: int
@@ -201,7 +202,7 @@ def make_plan(campaign: Campaign, *, run_id: str = "manual", output_root: Option
             name=variant.name, key=key, sim_key=simulation_key, settings=settings,
             output_dir=f"{campaign.name}/{variant.name}-{key}", sim_dir=f"{campaign.name}/sim-{simulation_key}",
             productions=productions, group_indices=indices))
-    return Plan(campaign=campaign.name, run_id=run_id, faxflow_version=__version__,
+    return Plan(campaign=campaign.name, description=campaign.description, run_id=run_id, faxflow_version=__version__,
                 manifest_version=MANIFEST_VERSION, campaign_path=str(Path(campaign.path).resolve()),
                 output_root=str(root), seed=campaign.seed, seed_policy=campaign.seed_policy,
                 variants=planned, groups=groups)
