@@ -142,9 +142,9 @@ class ProcessingParameters(BaseModel):
     # Before the first large S2 of an event single electrons are rare (they follow an S2), so small
     # S1s broadened, made top-heavy or spread by a few photons are kept (docs/physics.md, "Classification").
     s1_before_s2_max_width_50p_ns: float = Field(
-        300.0, ge=0, description="before the first S2, a small coincident peak with a 50 % width below this "
+        400.0, ge=0, description="before the first S2, a small coincident peak with a 50 % width below this "
         "and a rise below s1_before_s2_max_rise_time_ns is an S1 (0: off)")
-    s1_before_s2_max_rise_time_ns: float = Field(500.0, ge=0)
+    s1_before_s2_max_rise_time_ns: float = Field(600.0, ge=0)
     s1_before_s2_max_width_90p_ns: float = Field(
         250.0, ge=0, description="before the first S2, 2 channels within this 90 % width are coincident")
     tight_coincidence_window_ns: float = Field(50.0, ge=0)
