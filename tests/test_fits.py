@@ -13,10 +13,14 @@ from faxflow.fits import (
     fit_variant,
     lifetime_and_yield,
     resolution,
+    s2_sigma,
     setting_value,
 )
 
 V_UM_PER_NS = 1.335
+NO_DELAYED_LIGHT = {"physics": {"drift_velocity_um_per_ns": V_UM_PER_NS}, "pmt_afterpulse": False,
+                    "s2_afterpulse": False}
+DELAYED_LIGHT = {"physics": {"drift_velocity_um_per_ns": V_UM_PER_NS}}
 
 
 def synthetic(n=4000, d_cm2_per_s=30.0, tau_us=600.0, gain=25.0, seed=1) -> pd.DataFrame:
@@ -29,6 +33,7 @@ def synthetic(n=4000, d_cm2_per_s=30.0, tau_us=600.0, gain=25.0, seed=1) -> pd.D
     return pd.DataFrame({
         "drift_time": drift, "depth": depth, "n_electrons": electrons, "n_photons": 80.0,
         "s2": s2.astype(float), "s2_range_50p_area": GAUSSIAN_WIDTH50_PER_SIGMA * sigma * rng.normal(1, 0.05, n),
+        "s2_time_std": sigma * rng.normal(1, 0.05, n),
         "s1": rng.poisson(10, n).astype(float), "truth_s1": 9.0, "truth_s2": s2.astype(float),
         "s1_area_fraction_top": 0.2, "s2_area_fraction_top": 0.63,
         "x": rng.normal(0, 1.2, n), "y": rng.normal(0, 1.2, n), "truth_x": 0.0, "truth_y": 0.0,
@@ -36,11 +41,22 @@ def synthetic(n=4000, d_cm2_per_s=30.0, tau_us=600.0, gain=25.0, seed=1) -> pd.D
     })
 
 
+@pytest.mark.parametrize("settings", [NO_DELAYED_LIGHT, DELAYED_LIGHT])
 @pytest.mark.parametrize("d", [15.0, 45.0])
-def test_diffusion_constant_recovered_within_3_percent(d):
-    fit = diffusion_constant(synthetic(d_cm2_per_s=d), V_UM_PER_NS)
+def test_diffusion_constant_recovered_within_3_percent(d, settings):
+    fit = diffusion_constant(synthetic(d_cm2_per_s=d), settings)
     assert fit.value == pytest.approx(d, rel=0.03)
     assert 0 < fit.error < 0.03 * d
+
+
+def test_diffusion_uses_the_variance_without_delayed_light_and_the_simulated_velocity():
+    events = synthetic(d_cm2_per_s=30.0).assign(s2_range_50p_area=1000.0)  # a width that says nothing
+    assert diffusion_constant(events, NO_DELAYED_LIGHT).value == pytest.approx(30.0, rel=0.03)
+    assert abs(diffusion_constant(events, DELAYED_LIGHT).value) < 1e-6
+    assert s2_sigma(events, DELAYED_LIGHT)[0] == pytest.approx(1000.0 / GAUSSIAN_WIDTH50_PER_SIGMA)
+    assert s2_sigma(events.drop(columns="s2_time_std"), NO_DELAYED_LIGHT)[1].startswith("50% area width")
+    faster = {**NO_DELAYED_LIGHT, "physics": {"drift_velocity_um_per_ns": 2 * V_UM_PER_NS}}
+    assert diffusion_constant(events, faster).value == pytest.approx(4 * 30.0, rel=0.03)
 
 
 @pytest.mark.parametrize("tau", [300.0, 900.0])
@@ -80,3 +96,12 @@ def test_fit_variant_fills_configured_values_and_skips_what_it_cannot_fit():
     assert "drift_velocity" not in fit_variant(synthetic(), {**settings, "instructions": {"source": "nest"}})
     assert setting_value(settings, "physics.electron_lifetime_us") == 600.0
     assert setting_value(settings, "physics.nothing") is None and setting_value(settings, None) is None
+
+
+def test_the_spread_of_each_pulse_mean_over_its_electrons_is_put_back():
+    events = synthetic(d_cm2_per_s=30.0)
+    electrons = events["s2"] / 25.0  # synthetic S2 yield: 25 PE per electron at the gate, all extracted
+    diffusion = 2 * 30.0e-9 * events["drift_time"] / (V_UM_PER_NS * 1e-4) ** 2
+    events["s2_time_std"] = np.sqrt(300.0 ** 2 + diffusion * (1 - 1 / electrons))  # about the pulse's own mean
+    assert diffusion_constant(events, NO_DELAYED_LIGHT).value < 0.99 * 30.0
+    assert diffusion_constant(events, NO_DELAYED_LIGHT, s2_yield=25.0).value == pytest.approx(30.0, rel=0.005)

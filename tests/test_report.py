@@ -1,8 +1,10 @@
 """The campaign report from a real local campaign: 2 diffusion constants × 2 electron lifetimes.
 
 Tolerances (500 events per variant, fits on reconstructed quantities): τ within 8 %, drift velocity
-within 4 %, D within 20 % (the S2-width estimator is biased upwards at short lifetimes, where few
-electrons sample the width), and the larger configured D always fits larger.
+within 4 %, D within 5 % (measured −3.9 % to −0.5 %, statistical errors 1.3–2.4 %), and the larger
+configured D always fits larger. The campaign simulates no PMT afterpulses and no photo-ionisation,
+so D comes from the sum-waveform variance of the S2s (with that delayed light the fit falls back to
+the 50 %-area width, which reads 6–16 % high).
 """
 
 import base64
@@ -31,6 +33,8 @@ number_event_per_job: 250
 photon_number: [50, 100]
 electron_number: [100, 200]
 seed: 7
+pmt_afterpulse: false
+s2_afterpulse: false
 output_root: {out}
 cluster: {{productions_per_job: 1}}
 variants:
@@ -39,7 +43,7 @@ variants:
   - {{name: D45_tau300, physics: {{diffusion_constant_cm2_per_s: 45.0, electron_lifetime_us: 300.0}}}}
   - {{name: D45_tau900, physics: {{diffusion_constant_cm2_per_s: 45.0, electron_lifetime_us: 900.0}}}}
 """
-TOLERANCE = {"electron_lifetime": 0.08, "drift_velocity": 0.04, "diffusion_constant": 0.20}
+TOLERANCE = {"electron_lifetime": 0.08, "drift_velocity": 0.04, "diffusion_constant": 0.05}
 
 
 @pytest.fixture(scope="module")

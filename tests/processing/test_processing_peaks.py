@@ -62,6 +62,13 @@ def test_area_fraction_top_and_hit_time_spread():
     assert peak.hit_time_mean == pytest.approx(5000 + 30, abs=40)
 
 
+def test_sum_waveform_variances_add_so_diffusion_adds_its_own():
+    rng = np.random.default_rng(5)
+    narrow, wide = (run([s2_photons(rng, 15000, 8000, sigma)], length_samples=3000).peaks.iloc[0].time_std
+                    for sigma in (300, 600))
+    assert wide ** 2 - narrow ** 2 == pytest.approx(600 ** 2 - 300 ** 2, rel=0.06)
+
+
 def test_s1s_are_kept_apart_by_the_350ns_gap_and_lone_hits_are_counted():
     rng = np.random.default_rng(3)
     photons = s1_photons(rng, 2000, 10) + s1_photons(rng, 4000, 10) + [(LIVE[5], 9000, 1)]

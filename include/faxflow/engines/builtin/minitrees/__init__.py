@@ -16,6 +16,9 @@ Extended columns not computed, and why:
 - ``x_nn``, ``y_nn``, ``x_tpff``, ``y_tpff``: there is no neural-net and no separate function-fit
   position reconstruction, only the pattern fit (``x_pax``/``x_observed``).
 
+Extended column hax does not have: ``s2_time_std``, the main S2's sum-waveform time standard deviation
+(``time_std`` of the processing's peak properties), from which the report fits the diffusion constant.
+
 ``r_pos_correction`` and ``z_pos_correction`` are 0, as in pax HEAD, which does not apply the
 field-distortion correction to the interaction; the Corrections group carries the FDC-corrected
 ``x``, ``y``, ``r`` and ``r_correction`` instead.
@@ -135,6 +138,7 @@ def _treemakers(processed: Processed, processing: ProcessingParameters) -> dict[
             extended[f"{prefix}_{name}"] = peaks.take(name, rows)
         extended[f"{prefix}_rise_time"] = -peaks.take("area_decile_from_midpoint_1", rows)
     extended["s1_tight_coincidence"] = peaks.take("tight_coincidence", main_s1)
+    extended["s2_time_std"] = peaks.take("time_std", main_s2)
     extended["s2_pattern_fit"] = peaks.take("tpf_goodness_of_fit", main_s2)
     extended["r_pos_correction"] = np.zeros(len(events))
     extended["z_pos_correction"] = np.zeros(len(events))

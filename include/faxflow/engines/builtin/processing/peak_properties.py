@@ -10,6 +10,9 @@ after classification.
   rise time is −``area_decile_from_midpoint_1``.
 - ``tight_coincidence``: distinct channels with a hit maximum within ± ``tight_coincidence_window_ns``
   of the sum-waveform maximum.
+- ``center_time`` / ``time_std``: area-weighted mean / standard deviation of the sum waveform's sample
+  times (positive samples). Variances of convolved shapes add, so ``time_std``² of an S2 grows by
+  exactly 2 D t / v² with drift time t (docs/physics.md "S2"); quantile widths do not.
 - ``x/y_weighted_sum``: area-weighted mean of the top-PMT positions (cm); ``x/y_max_pmt``: position of
   the top PMT with the most area. NaN without top area.
 """
@@ -27,6 +30,7 @@ SCALAR_COLUMNS = [
     "left", "right", "index_of_maximum", "area", "area_fraction_top", "n_hits", "n_contributing_channels",
     "n_contributing_channels_top", "tight_coincidence", "hit_time_mean", "hit_time_std", "largest_hit_area",
     "largest_hit_channel", "center_time", "height", "x_weighted_sum", "y_weighted_sum", "x_max_pmt", "y_max_pmt",
+    "time_std",
 ]
 N_SCALARS = len(SCALAR_COLUMNS)
 INTEGER_COLUMNS = {"left", "right", "index_of_maximum", "n_hits", "n_contributing_channels",
@@ -140,12 +144,14 @@ def _properties(order, bounds, channel, left, right, imax, area, center, sample_
         n = last - first + 1
         peak_max = 0
         weighted_s = 0.0
+        weighted_s2 = 0.0
         positive = 0.0
         for i in range(n):
             if buffer[i] > buffer[peak_max]:
                 peak_max = i
             if buffer[i] > 0:
                 weighted_s += buffer[i] * i
+                weighted_s2 += buffer[i] * i * i
                 positive += buffer[i]
         area_quantile_times(buffer, n, first, dt_ns, quantiles[p])
         peak_max_sample = first + peak_max
@@ -161,5 +167,7 @@ def _properties(order, bounds, channel, left, right, imax, area, center, sample_
         row[8] = n_tight
         if positive > 0:
             row[13] = (first + weighted_s / positive) * dt_ns
+            mean_s = weighted_s / positive
+            row[19] = np.sqrt(max(weighted_s2 / positive - mean_s * mean_s, 0.0)) * dt_ns
         row[14] = buffer[peak_max]
     return out, quantiles
