@@ -319,7 +319,7 @@ def render_html(plan: Plan, catalog: pd.DataFrame, fits: dict, sweeps: dict, dia
     parts.append("<p>D comes from the S2 variance vs drift time with the simulated drift velocity: the "
                  "sum-waveform variance when neither PMT afterpulses nor photo-ionisation are simulated "
                  "(within 2 % of the configured D on 2000 events), else the 50%-area width over "
-                 f"{GAUSSIAN_WIDTH50_PER_SIGMA} (a Gaussian's), which the delayed light makes read 5–15 % high. "
+                 f"{GAUSSIAN_WIDTH50_PER_SIGMA} (a Gaussian's), which the delayed light makes read 6–16 % high. "
                  "The estimators are described in faxflow's fits module.</p>")
     if sweeps:
         parts.append("<h2>Sweep</h2><div class='plots'>" + "".join(_img(t, d) for t, d in sweeps.items()) + "</div>")
