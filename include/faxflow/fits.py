@@ -128,12 +128,50 @@ def delayed_light(settings: dict) -> bool:
     return settings.get("pmt_afterpulse", True) or settings.get("s2_afterpulse", True)
 
 
+def s2_sigma_column(events: pd.DataFrame, settings: dict) -> str:
+    """The column :func:`s2_sigma` measures the S2 pulse width from."""
+    return "s2_range_50p_area" if delayed_light(settings) or "s2_time_std" not in events else "s2_time_std"
+
+
 def s2_sigma(events: pd.DataFrame, settings: dict) -> tuple[np.ndarray, str]:
     """(per-event σ of the S2 pulse in time [ns], how it was measured), as the diffusion fit uses it."""
-    if delayed_light(settings) or "s2_time_std" not in events:
+    if s2_sigma_column(events, settings) == "s2_range_50p_area":
         return (events["s2_range_50p_area"].to_numpy(float) / GAUSSIAN_WIDTH50_PER_SIGMA,
                 f"50% area width / {GAUSSIAN_WIDTH50_PER_SIGMA}")
     return events["s2_time_std"].to_numpy(float), SUM_WAVEFORM_STD
+
+
+def position_columns(events: pd.DataFrame) -> tuple[str, str]:
+    """The reconstructed (x, y) columns: the corrected ones if the table has them, else the pax-algorithm ones.
+
+    Only the builtin engine's minitrees carry the Corrections position; both engines write ``x_pax``/``y_pax``.
+    """
+    return ("x", "y") if "x" in events and "y" in events else ("x_pax", "y_pax")
+
+
+def required_columns(events: pd.DataFrame, settings: dict) -> dict[str, tuple[str, ...]]:
+    """Quantity name → the event-table columns its estimator reads."""
+    x, y = position_columns(events)
+    lifetime = ("s2", "n_electrons", "drift_time")
+    return {
+        "diffusion_constant": ("s2", "drift_time", s2_sigma_column(events, settings)),
+        "electron_lifetime": lifetime,
+        "s2_yield": lifetime,
+        "s1_light_yield": ("s1", "n_photons"),
+        "s1_aft": ("s1_area_fraction_top",),
+        "s2_aft": ("s2_area_fraction_top",),
+        "s1_efficiency": ("s1", "truth_s1"),
+        "s2_efficiency": ("s2", "truth_s2"),
+        "xy_resolution": (x, y, "truth_x", "truth_y"),
+        "z_resolution": ("z", "depth"),
+        "drift_velocity": ("drift_time",),
+    }
+
+
+def missing_columns(events: pd.DataFrame, settings: dict) -> dict[str, list[str]]:
+    """Quantity name → the columns it needs that the event table lacks (only quantities that lack some)."""
+    needed = required_columns(events, settings).items()
+    return {name: missing for name, columns in needed if (missing := [c for c in columns if c not in events])}
 
 
 def diffusion_constant(events: pd.DataFrame, settings: dict,
@@ -239,27 +277,35 @@ def resolution(name: str, residuals: np.ndarray) -> Optional[FitResult]:
 
 
 def fit_variant(events: pd.DataFrame, settings: dict) -> dict[str, FitResult]:
-    """Every quantity that the events allow, keyed by quantity name, with configured values filled in."""
+    """Every quantity that the events allow, keyed by quantity name, with configured values filled in.
+
+    A quantity whose columns the table lacks (see :func:`missing_columns`) is left out."""
     fiducial = settings.get("fiducial_volume") or {}
-    lifetime, s2_yield = lifetime_and_yield(events)
-    results: list[Optional[FitResult]] = [
-        diffusion_constant(events, settings, s2_yield.value if s2_yield else None),
-        lifetime, s2_yield,
-        light_yield(events),
-        _mean("s1_aft", events["s1_area_fraction_top"]),
-        _mean("s2_aft", events["s2_area_fraction_top"]),
-        efficiency("s1_efficiency", events.loc[events["truth_s1"] > 0, "s1"].notna()),
-        efficiency("s2_efficiency", events.loc[events["truth_s2"] > 0, "s2"].notna()),
-        resolution("xy_resolution", np.concatenate([(events["x"] - events["truth_x"]).to_numpy(float),
-                                                    (events["y"] - events["truth_y"]).to_numpy(float)])),
-        resolution("z_resolution", (events["z"] + events["depth"]).to_numpy(float)),
-    ]
-    if settings.get("instructions", {}).get("source") == "uniform" and fiducial:
-        results.append(drift_velocity(events, fiducial["depth_min_cm"], fiducial["depth_max_cm"]))
+    missing = missing_columns(events, settings)
+    lifetime, s2_yield = (None, None) if "electron_lifetime" in missing else lifetime_and_yield(events)
+    x, y = position_columns(events)
+    uniform = settings.get("instructions", {}).get("source") == "uniform" and fiducial
+    estimators: dict[str, Callable[[], Optional[FitResult]]] = {
+        "diffusion_constant": lambda: diffusion_constant(events, settings, s2_yield.value if s2_yield else None),
+        "electron_lifetime": lambda: lifetime,
+        "s2_yield": lambda: s2_yield,
+        "s1_light_yield": lambda: light_yield(events),
+        "s1_aft": lambda: _mean("s1_aft", events["s1_area_fraction_top"]),
+        "s2_aft": lambda: _mean("s2_aft", events["s2_area_fraction_top"]),
+        "s1_efficiency": lambda: efficiency("s1_efficiency", events.loc[events["truth_s1"] > 0, "s1"].notna()),
+        "s2_efficiency": lambda: efficiency("s2_efficiency", events.loc[events["truth_s2"] > 0, "s2"].notna()),
+        "xy_resolution": lambda: resolution("xy_resolution", np.concatenate(
+            [(events[x] - events["truth_x"]).to_numpy(float), (events[y] - events["truth_y"]).to_numpy(float)])),
+        "z_resolution": lambda: resolution("z_resolution", (events["z"] + events["depth"]).to_numpy(float)),
+        "drift_velocity": lambda: drift_velocity(events, fiducial["depth_min_cm"], fiducial["depth_max_cm"])
+        if uniform else None,
+    }
     fitted = {}
-    for result in filter(None, results):
-        configured = setting_value(settings, QUANTITIES[result.quantity].setting)
-        fitted[result.quantity] = FitResult(**{**asdict(result), "configured": configured})
+    for name, estimate in estimators.items():
+        result = None if name in missing else estimate()
+        if result is not None:
+            configured = setting_value(settings, QUANTITIES[name].setting)
+            fitted[name] = FitResult(**{**asdict(result), "configured": configured})
     return fitted
 
 

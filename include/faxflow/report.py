@@ -30,7 +30,10 @@ from faxflow.fits import (
     drift_time_edges,
     efficiency_curve,
     fit_variant,
+    missing_columns,
+    position_columns,
     s2_sigma,
+    s2_sigma_column,
 )
 from faxflow.plan import Plan, run_tag
 from faxflow.records import write_json_atomic
@@ -99,22 +102,46 @@ def _residual_plot(events: pd.DataFrame, reco: str, truth: str, label: str):
     return figure
 
 
-def diagnostic_plots(events: pd.DataFrame, fits: dict[str, FitResult], settings: dict) -> dict[str, str]:
-    """Title (:data:`DIAGNOSTICS`) → base64 PNG of every per-variant diagnostic plot."""
-    plots = [_png(_residual_plot(events, "s1", "truth_s1", "S1")), _png(_residual_plot(events, "s2", "truth_s2", "S2"))]
+def plot_columns(events: pd.DataFrame, settings: dict) -> dict[str, tuple[str, ...]]:
+    """Diagnostic title (:data:`DIAGNOSTICS`) → the columns it cannot be drawn without."""
+    return dict(zip(DIAGNOSTICS, (
+        ("s1", "truth_s1"), ("s2", "truth_s2"), ("z", "depth"), ("drift_time", s2_sigma_column(events, settings)),
+        ("drift_time", "s2"), ("depth", "s1_area_fraction_top", "s2_area_fraction_top"), ("drift_time",),
+        ("s1", "truth_s1", "s2", "truth_s2")), strict=True))
 
+
+def missing_plot_columns(events: pd.DataFrame, settings: dict) -> dict[str, list[str]]:
+    """Diagnostic title → the columns it needs that the event table lacks (only plots that lack some)."""
+    needed = plot_columns(events, settings).items()
+    return {title: missing for title, columns in needed if (missing := [c for c in columns if c not in events])}
+
+
+def diagnostic_plots(events: pd.DataFrame, fits: dict[str, FitResult], settings: dict) -> dict[str, str]:
+    """Title (:data:`DIAGNOSTICS`) → base64 PNG of every per-variant diagnostic plot the columns allow."""
+    skipped = missing_plot_columns(events, settings)
+    draw = {title: function for title, function in zip(DIAGNOSTICS, (
+        lambda: _residual_plot(events, "s1", "truth_s1", "S1"), lambda: _residual_plot(events, "s2", "truth_s2", "S2"),
+        lambda: _position_plot(events), lambda: _width_plot(events, fits, settings), lambda: _s2_plot(events, fits),
+        lambda: _aft_plot(events), lambda: _drift_time_plot(events), lambda: _efficiency_plot(events)), strict=True)
+        if title not in skipped}
+    return {title: _png(function()) for title, function in draw.items()}
+
+
+def _position_plot(events: pd.DataFrame):
     figure, axis = _figure("position residuals", "reconstructed − truth [cm]", "events")
     bins = np.linspace(-5, 5, 41)
-    axis.hist((events["x"] - events["truth_x"]).dropna(), bins=bins, histtype="step", label="x")
-    axis.hist((events["y"] - events["truth_y"]).dropna(), bins=bins, histtype="step", label="y")
+    for reco, truth in zip(position_columns(events), ("truth_x", "truth_y"), strict=True):
+        if reco in events and truth in events:
+            axis.hist((events[reco] - events[truth]).dropna(), bins=bins, histtype="step", label=reco)
     axis.hist((events["z"] + events["depth"]).dropna(), bins=bins, histtype="step", label="z")
     axis.legend(fontsize=7)
-    plots.append(_png(figure))
+    return figure
 
-    drift_us = events["drift_time"] / 1e3
+
+def _width_plot(events: pd.DataFrame, fits: dict[str, FitResult], settings: dict):
     sigma, measured = s2_sigma(events, settings)
     figure, axis = _figure("S2 width vs drift time", "drift time [µs]", f"S2 σ [ns] ({measured})")
-    axis.scatter(drift_us, sigma, s=4, alpha=0.5, label="events")
+    axis.scatter(events["drift_time"] / 1e3, sigma, s=4, alpha=0.5, label="events")
     if "diffusion_constant" in fits and fits["diffusion_constant"].curve:
         intercept, slope = fits["diffusion_constant"].curve
         t = np.linspace(0, np.nanmax(events["drift_time"]), 100)
@@ -122,10 +149,14 @@ def diagnostic_plots(events: pd.DataFrame, fits: dict[str, FitResult], settings:
         axis.plot(t / 1e3, np.sqrt(np.maximum(intercept + slope * t, 0)), color="C3",
                   label=f"fit: D = {fit.value:.1f} ± {fit.error:.1f} cm²/s")
     axis.legend(fontsize=7)
-    plots.append(_png(figure))
+    return figure
 
+
+def _s2_plot(events: pd.DataFrame, fits: dict[str, FitResult]):
+    drift_us = events["drift_time"] / 1e3
     figure, axis = _figure("S2 vs drift time", "drift time [µs]", "S2 area [PE]")
-    axis.scatter(drift_us, events["cs2"], s=4, alpha=0.5, label="cS2 (corrected)")
+    if "cs2" in events:
+        axis.scatter(drift_us, events["cs2"], s=4, alpha=0.5, label="cS2 (corrected)")
     axis.scatter(drift_us, events["s2"], s=4, alpha=0.5, label="S2 (uncorrected)")
     if "electron_lifetime" in fits and fits["electron_lifetime"].curve:
         intercept, slope = fits["electron_lifetime"].curve
@@ -134,22 +165,28 @@ def diagnostic_plots(events: pd.DataFrame, fits: dict[str, FitResult], settings:
         axis.plot(t / 1e3, np.exp(intercept + slope * t) * events["n_electrons"].mean(), color="C3",
                   label=f"fit: τ = {fit.value:.0f} ± {fit.error:.0f} µs (mean electrons)")
     axis.legend(fontsize=7)
-    plots.append(_png(figure))
+    return figure
 
+
+def _aft_plot(events: pd.DataFrame):
     figure, axis = _figure("area fraction top vs depth", "true depth below the gate [cm]", "area fraction top")
     axis.scatter(events["depth"], events["s1_area_fraction_top"], s=4, alpha=0.5, label="S1")
     axis.scatter(events["depth"], events["s2_area_fraction_top"], s=4, alpha=0.5, label="S2")
     axis.legend(fontsize=7)
-    plots.append(_png(figure))
+    return figure
 
+
+def _drift_time_plot(events: pd.DataFrame):
     figure, axis = _figure("drift-time distribution", "drift time [µs]", "events")
     drift = events["drift_time"].dropna().to_numpy(float)
     axis.hist(drift / 1e3, bins=30, histtype="step")
     if len(drift) >= 2:
         for edge in drift_time_edges(drift):
             axis.axvline(edge / 1e3, color="C3", ls="--")
-    plots.append(_png(figure))
+    return figure
 
+
+def _efficiency_plot(events: pd.DataFrame):
     figure, axis = _figure("reconstruction efficiency", "truth size [detected photons]", "efficiency")
     for reco, truth in (("s1", "truth_s1"), ("s2", "truth_s2")):
         x, y, error = efficiency_curve(events[truth], events[reco].notna())
@@ -157,8 +194,14 @@ def diagnostic_plots(events: pd.DataFrame, fits: dict[str, FitResult], settings:
     axis.set_xscale("log")
     axis.set_ylim(-0.05, 1.05)
     axis.legend(fontsize=7)
-    plots.append(_png(figure))
-    return dict(zip(DIAGNOSTICS, plots, strict=True))
+    return figure
+
+
+def skipped_notes(events: pd.DataFrame, settings: dict) -> list[str]:
+    """One line per fitted quantity and diagnostic plot the event table lacks columns for."""
+    missing = {QUANTITIES[name].label: columns for name, columns in missing_columns(events, settings).items()}
+    missing.update({f"plot: {title}": columns for title, columns in missing_plot_columns(events, settings).items()})
+    return [f"{what} (no column {', '.join(columns)})" for what, columns in missing.items()]
 
 
 def sweep_plots(plan: Plan, fits: dict[str, dict[str, FitResult]]) -> dict[str, str]:
@@ -230,17 +273,20 @@ def write_report(plan: Plan, output_root: Optional[Path] = None) -> Path:
     files = report_files(campaign_dir, plan.run_id)
     catalog = build_catalog(plan, root)
     write_catalog(catalog, files.catalog)
-    fits, diagnostics = {}, {}
+    fits, diagnostics, skipped = {}, {}, {}
     for variant in plan.variants:
         events = event_table(catalog, variant.name)
         fits[variant.name] = fit_variant(events, variant.settings) if len(events) else {}
         if len(events):
             diagnostics[variant.name] = diagnostic_plots(events, fits[variant.name], variant.settings)
+            if notes := skipped_notes(events, variant.settings):
+                skipped[variant.name] = notes
     totals = run_totals(catalog)
     summary = {"campaign": plan.campaign, "run_id": plan.run_id, "faxflow_version": plan.faxflow_version,
-               "totals": totals, "fits": fit_rows(fits), "catalog": str(files.catalog), "report": str(files.html)}
+               "totals": totals, "fits": fit_rows(fits), "skipped": skipped, "catalog": str(files.catalog),
+               "report": str(files.html)}
     campaign_dir.mkdir(parents=True, exist_ok=True)
-    page = render_html(plan, catalog, fits, sweep_plots(plan, fits), diagnostics, totals)
+    page = render_html(plan, catalog, fits, sweep_plots(plan, fits), diagnostics, totals, skipped)
     _write_text_atomic(files.html, page)
     write_json_atomic(files.summary, summary)
     return files.html
@@ -307,7 +353,7 @@ def fit_table_html(fits: dict[str, dict[str, FitResult]]) -> str:
 
 
 def render_html(plan: Plan, catalog: pd.DataFrame, fits: dict, sweeps: dict, diagnostics: dict,
-                totals: dict) -> str:
+                totals: dict, skipped: Optional[dict[str, list[str]]] = None) -> str:
     question = html.escape(_description(plan) or "(the campaign has no description)")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>faxflow report {html.escape(plan.campaign)}"
              f"</title><style>{_STYLE}</style></head><body>",
@@ -321,6 +367,10 @@ def render_html(plan: Plan, catalog: pd.DataFrame, fits: dict, sweeps: dict, dia
                  "(within 2 % of the configured D on 2000 events), else the 50%-area width over "
                  f"{GAUSSIAN_WIDTH50_PER_SIGMA} (a Gaussian's), which the delayed light makes read 6–16 % high. "
                  "The estimators are described in faxflow's fits module.</p>")
+    if skipped:
+        parts.append("<h3>Not fitted or drawn: the merged tables lack their columns</h3><ul id='skipped'>" + "".join(
+            f"<li>{html.escape(name)}: {html.escape('; '.join(notes))}</li>" for name, notes in skipped.items())
+            + "</ul>")
     if sweeps:
         parts.append("<h2>Sweep</h2><div class='plots'>" + "".join(_img(t, d) for t, d in sweeps.items()) + "</div>")
     parts.append("<h2>Run</h2>" + _table(
@@ -348,10 +398,12 @@ def render_html(plan: Plan, catalog: pd.DataFrame, fits: dict, sweeps: dict, dia
 
 
 def _description(plan: Plan) -> str:
-    """The campaign's description, read from the campaign file the plan was made from."""
+    """The campaign's description from the plan, else from the campaign file the plan was made from."""
     from faxflow.config import read_campaign_file
     from faxflow.errors import ConfigError
 
+    if plan.description:
+        return plan.description
     try:
         data = read_campaign_file(plan.campaign_path)
     except ConfigError:

@@ -399,6 +399,7 @@ def _remote_report(plan_info: dict, cluster: dict, local_dir: Path) -> Path:
     from faxflow.slurm.client import SlurmClient
     from faxflow.slurm.script import RemoteLayout
 
+    cluster = _with_remote_root(cluster, plan_info)
     output_root = _remote_output_root(cluster)
     layout = RemoteLayout(cluster["remote_root"], plan_info["campaign"], plan_info["run_key"], output_root)
     manifest = f"{layout.manifest_path(plan_info['manifest_name'])}/index.json"
