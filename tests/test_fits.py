@@ -105,3 +105,18 @@ def test_the_spread_of_each_pulse_mean_over_its_electrons_is_put_back():
     events["s2_time_std"] = np.sqrt(300.0 ** 2 + diffusion * (1 - 1 / electrons))  # about the pulse's own mean
     assert diffusion_constant(events, NO_DELAYED_LIGHT).value < 0.99 * 30.0
     assert diffusion_constant(events, NO_DELAYED_LIGHT, s2_yield=25.0).value == pytest.approx(30.0, rel=0.005)
+
+
+def test_pax_tables_fit_positions_from_x_pax_and_skip_what_they_lack():
+    from faxflow.report import skipped_notes
+
+    events = synthetic()
+    pax_like = events.rename(columns={"x": "x_pax", "y": "y_pax"})
+    full, pax = fit_variant(events, NO_DELAYED_LIGHT), fit_variant(pax_like, NO_DELAYED_LIGHT)
+    assert pax["xy_resolution"].value == pytest.approx(full["xy_resolution"].value)
+    assert skipped_notes(pax_like, NO_DELAYED_LIGHT) == []
+    bare = pax_like.drop(columns=["x_pax", "n_electrons"])
+    fits = fit_variant(bare, NO_DELAYED_LIGHT)
+    assert "xy_resolution" not in fits and "electron_lifetime" not in fits
+    notes = skipped_notes(bare, NO_DELAYED_LIGHT)
+    assert any("x_pax" in note for note in notes) and any("n_electrons" in note for note in notes)
