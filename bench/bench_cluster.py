@@ -36,10 +36,10 @@ _home = Path(tempfile.mkdtemp(prefix="faxflow-bench-cluster-airflow-"))
 os.environ.update({"AIRFLOW_HOME": str(_home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                    "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"), "FAXFLOW_PROJECT_ROOT": str(PROJECT)})
 
-import yaml  # noqa: E402
+import yaml  # noqa: E402 - after the environment / sys.path set-up above
 
-from tests.cluster.conftest import sandbox_kwargs  # noqa: E402
-from tests.cluster.harness import SlurmSandbox  # noqa: E402
+from tests.cluster.conftest import sandbox_kwargs  # noqa: E402 - after the environment / sys.path set-up above
+from tests.cluster.harness import SlurmSandbox  # noqa: E402 - after the environment / sys.path set-up above
 
 COMMANDS: collections.Counter = collections.Counter()
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np  # noqa: E402 - after the environment / sys.path set-up above
+import pandas as pd  # noqa: E402 - after the environment / sys.path set-up above
 
-from faxflow.engines.builtin.parameters import PhysicsParameters  # noqa: E402
-from faxflow.engines.builtin.simulation import simulate  # noqa: E402
+from faxflow.engines.builtin.parameters import PhysicsParameters  # noqa: E402 - after the environment / sys.path set-up above
+from faxflow.engines.builtin.simulation import simulate  # noqa: E402 - after the environment / sys.path set-up above
 
 RESULTS = Path(__file__).parent / "results" / "simulation.json"
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))  # runs per size up to 2000 events (best is kept)

@@ -23,7 +23,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "include"))
 
-from faxflow.truth import merge_truth_files, sort_truth_file  # noqa: E402
+from faxflow.truth import merge_truth_files, sort_truth_file  # noqa: E402 - after the environment / sys.path set-up above
 
 TRUTH_ORDER = ["instruction", "repetition", "event", "peak_type", "g4_id", "x", "y", "z", "t_interaction",
                "top_fraction", "n_photons", "t_mean_photons", "t_first_photon", "t_last_photon", "t_sigma_photons",

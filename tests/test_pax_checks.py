@@ -13,8 +13,8 @@ from faxflow.engines.pax import PaxEngine
 from faxflow.errors import ValidationFailure
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fakepax import ACTIVATE, make_fake_env  # noqa: E402
-from test_pax_local_run import EXPECT  # noqa: E402
+from fakepax import ACTIVATE, make_fake_env  # noqa: E402 - after putting tests/ on sys.path
+from test_pax_local_run import EXPECT  # noqa: E402 - after putting tests/ on sys.path
 
 EVENTS = 5
 INSTRUCTIONS = "instruction,recoil_type,x,y,depth,s1_photons,s2_electrons,t\n" + "".join(

@@ -16,7 +16,7 @@ from faxflow.engines.pax_physics import PAX_PHYSICS_KEYS
 from faxflow.errors import BadInputError, ConfigError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fakepax import ACTIVATE, make_fake_env  # noqa: E402
+from fakepax import ACTIVATE, make_fake_env  # noqa: E402 - after putting tests/ on sys.path
 
 MIDWAY = Path(__file__).parents[1] / "configs" / "midway_pax_sr1.yaml"
 ENV = "/cvmfs/xenon.opensciencegrid.org/releases/anaconda/2.4/envs/pax_v6.9.0"

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fakepax import ACTIVATE, make_fake_env  # noqa: E402
+from fakepax import ACTIVATE, make_fake_env  # noqa: E402 - after putting tests/ on sys.path
 
 FAXFLOW = str(Path(sys.executable).with_name("faxflow"))
 EXPECT = {

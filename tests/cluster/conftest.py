@@ -88,7 +88,7 @@ def slurm_sandbox():
     try:
         try:
             sb.start()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any start failure fails the session clearly
             pytest.fail(f"sandbox did not start: {exc}")
         yield sb
     finally:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .test_campaign_support import PROJECT, airflow_ready, base_config, cluster_env, sacct_jobs, unique  # noqa: F401
+from .test_campaign_support import PROJECT, airflow_ready, base_config, cluster_env, sacct_jobs, unique  # noqa: F401 - fixtures used as test arguments
 
 sys.path.insert(0, str(PROJECT / "tests" / "airflow"))
 from standalone import Deployment, wait_for  # noqa: E402 - the make-up test's deployment helper

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_campaign_support import (  # noqa: F401
+from .test_campaign_support import (  # noqa: F401 - fixtures used as test arguments
     Background,
     Campaign,
     airflow_ready,

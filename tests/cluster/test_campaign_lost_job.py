@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from .test_campaign_support import airflow_ready, unique, wait_for  # noqa: F401
+from .test_campaign_support import airflow_ready, unique, wait_for  # noqa: F401 - fixtures used as test arguments
 
 pytestmark = pytest.mark.cluster
 

@@ -8,7 +8,7 @@ import contextlib
 
 import pytest
 
-from .test_campaign_support import (  # noqa: F401
+from .test_campaign_support import (  # noqa: F401 - fixtures used as test arguments
     Campaign,
     airflow_ready,
     base_config,

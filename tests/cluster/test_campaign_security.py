@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from .test_campaign_support import Campaign, airflow_ready, base_config, cluster_env, sacct_jobs, states, unique  # noqa: F401
+from .test_campaign_support import Campaign, airflow_ready, base_config, cluster_env, sacct_jobs, states, unique  # noqa: F401 - fixtures used as test arguments
 
 pytestmark = pytest.mark.cluster
 

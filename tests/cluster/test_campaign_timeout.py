@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_campaign_support import Campaign, airflow_ready, base_config, cluster_env, sacct_jobs, states, tries, unique  # noqa: F401
+from .test_campaign_support import Campaign, airflow_ready, base_config, cluster_env, sacct_jobs, states, tries, unique  # noqa: F401 - fixtures used as test arguments
 
 pytestmark = pytest.mark.cluster
 

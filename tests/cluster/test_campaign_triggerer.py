@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from .test_campaign_support import PROJECT, airflow_ready, cluster_env, unique  # noqa: F401
+from .test_campaign_support import PROJECT, airflow_ready, cluster_env, unique  # noqa: F401 - fixtures used as test arguments
 
 pytestmark = pytest.mark.cluster
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .test_campaign_support import (  # noqa: F401
+from .test_campaign_support import (  # noqa: F401 - fixtures used as test arguments
     CONN_ID,
     Campaign,
     airflow_ready,
@@ -25,8 +25,8 @@ from .test_campaign_support import (  # noqa: F401
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fakepax import ACTIVATE, make_fake_env  # noqa: E402
-from test_pax_local_run import EXPECT  # noqa: E402
+from fakepax import ACTIVATE, make_fake_env  # noqa: E402 - after putting tests/ on sys.path
+from test_pax_local_run import EXPECT  # noqa: E402 - after putting tests/ on sys.path
 
 pytestmark = pytest.mark.cluster
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .test_campaign_support import Campaign, airflow_ready, base_config, cluster_env, states, unique  # noqa: F401
+from .test_campaign_support import Campaign, airflow_ready, base_config, cluster_env, states, unique  # noqa: F401 - fixtures used as test arguments
 
 pytestmark = pytest.mark.cluster
 

@@ -211,7 +211,7 @@ class FaxflowGroupOperator(BaseOperator):
                               lines, text.rstrip())
         try:
             summary = backend.read_json(self._group_json())
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - the summary only adds detail to the log
             self.log.warning("could not read the group summary: %s", error)
             return
         for failure in (summary or {}).get("failures", [])[:10]:

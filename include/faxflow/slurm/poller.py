@@ -158,7 +158,7 @@ class SharedPoller:
         if conn is not None:
             try:
                 await conn.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - a failed close of a dropped connection changes nothing
                 log.debug("ignoring error while closing poller connection", exc_info=True)
 
     async def _loop(self) -> None:

@@ -1,6 +1,6 @@
 """Stand-in hax: init() checks the offline keywords faxflow must pass; minitrees builds tables from
 the stand-in paxer's processed ROOT files with hax's column names."""
-from . import minitrees  # noqa: F401
+from . import minitrees  # noqa: F401 - hax exposes hax.minitrees on import
 
 __version__ = "2.5.0-fake"
 config = {}
