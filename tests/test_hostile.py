@@ -573,3 +573,21 @@ def test_no_constructible_table_escapes_as_an_unexpected_error(tmp_path):
             assert str(path) in str(error)
             outcomes.add("bad input")
     assert outcomes == {"ok", "bad input"}
+
+
+def test_dropped_table_rows_are_recorded_in_the_done_record(tmp_path):
+    import json
+
+    from faxflow.config import load_campaign
+    from faxflow.pipeline import ProductionRunner
+    from faxflow.plan import make_plan
+
+    path = table(tmp_path, [GOOD_ROW, [1, 0.0, 0.0, -500.0, 1, 1], GOOD_ROW])
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({**table_campaign(path, outside_rows="drop"), "number_event_per_job": 2}))
+    plan = make_plan(load_campaign(config), output_root=str(tmp_path / "out"))
+    variant = plan.variants[0]
+    runner = ProductionRunner(plan, variant, tmp_path / "out", echo=lambda line: None)
+    assert runner.run(variant.productions[0]).status == "ok"
+    record = json.loads(runner.files(variant.productions[0]).done_record("instructions").read_text())
+    assert record["rows_dropped"] == 1

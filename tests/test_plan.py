@@ -114,3 +114,16 @@ def test_cli_dry_run_writes_nothing(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0 and len(list((out / "camp" / "manifests").glob("plan-*/index.json"))) == 1
     assert "digest: " in result.stdout
+
+
+def test_relative_output_root_is_made_absolute(tmp_path, monkeypatch):
+    from faxflow.cli import main
+
+    config = tmp_path / "c.yaml"
+    config.write_text("name: c\nnumber_job: 1\nnumber_event_per_job: 1\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", str(config), "--output-root", "out"]) == 0
+    index = next((tmp_path / "out").rglob("index.json"))
+    digest = __import__("hashlib").sha256(index.read_bytes()).hexdigest()
+    assert main(["check-manifest", str(index), "--digest", digest]) == 0
+    assert __import__("json").loads(index.read_text())["output_root"] == str(tmp_path / "out")

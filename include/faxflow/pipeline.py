@@ -154,6 +154,7 @@ class ProductionRunner:
         self.force = force
         self.echo = echo
         self._raw_in_memory = None
+        self._rows_dropped = 0
 
     def files(self, production: Production) -> ProductionFiles:
         return ProductionFiles(self.variant_dir, self.sim_dir, production.id, production.sim_name,
@@ -246,7 +247,8 @@ class ProductionRunner:
         for staged_path, final in zip(staged, outputs):
             publish(staged_path, final)
         shutil.rmtree(staging, ignore_errors=True)
-        extra = {"raw_kept": self.keep_raw} if step == "simulation" else {}
+        extra = {"simulation": {"raw_kept": self.keep_raw},
+                 "instructions": {"rows_dropped": self._rows_dropped}}.get(step, {})
         write_json_atomic(record_path, {
             **identity, **extra, **_where(), "faxflow_version": __version__, "engine": self.engine.name,
             "inputs": file_hashes(inputs), "outputs": file_hashes(outputs),
@@ -264,6 +266,9 @@ class ProductionRunner:
             frame = make_instructions(self.settings, production.n_events, production.index,
                                       np.random.default_rng(seed), Path(self.plan.campaign_path).parent)
             write_instructions(frame, staged[0])
+            self._rows_dropped = int(frame.attrs.get("rows_dropped", 0))
+            if self._rows_dropped:
+                self.echo(f"  {production.id}: {self._rows_dropped} table row(s) outside the volume dropped")
             events = int(frame["instruction"].nunique())
             return StepCounts(events_in=events, events_out=events)
         if step == "simulation":

@@ -177,6 +177,8 @@ def make_plan(campaign: Campaign, *, run_id: str = "manual", output_root: Option
     chosen = _choose(campaign.resolved_variants(), variants)
     campaign.check_size(number_job, events, [variant.name for variant in chosen])
     salt = seed_salt(campaign.seed_policy, run_id)
+    if output_root and not output_root.startswith(("/", "$")):
+        output_root = str(Path(output_root).resolve())  # a relative --output-root is this machine's directory
     root = output_root or _default_output_root(campaign)
     planned, groups = [], []
     for variant in chosen:

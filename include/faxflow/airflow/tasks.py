@@ -45,13 +45,15 @@ def local_output_root(campaign, config_path: str | Path) -> Path:
 # -- plan ------------------------------------------------------------------------------------------------
 def plan_campaign(config_path: str, run_id: str, params: dict) -> dict:
     """Load the campaign, apply the trigger parameters, write the manifest; return what later tasks need."""
-    from faxflow.config import load_campaign
-    from faxflow.errors import FaxflowError
+    from faxflow.config import input_problems, load_campaign
+    from faxflow.errors import ConfigError, FaxflowError
     from faxflow.manifest import write_manifest
     from faxflow.plan import format_dry_run, make_plan
 
     try:
         campaign = load_campaign(config_path)
+        if problems := input_problems(campaign):
+            raise ConfigError(problems)
         key = run_key(run_id)
         local_root = local_output_root(campaign, config_path)
         slurm = campaign.cluster.backend == "slurm"
