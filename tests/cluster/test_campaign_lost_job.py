@@ -78,6 +78,9 @@ def test_purged_jobs_are_classified_from_accounting(sandbox_factory, airflow_rea
     again = deferred.value.trigger.job_id
     assert again not in (ok, bad) and store[JOB_KEY]["job_id"] == again
     assert sb.wait_job(again, 60) == "COMPLETED"
-    cp = sb.slurm("sacct", "-a", "-X", "-n", "-P", "-S", "2020-01-01", "--format=JobName")
-    assert sorted(n for n in cp.stdout.split() if n.startswith(name)) == sorted([f"{name}_ok", f"{name}_ok",
-                                                                                 f"{name}_bad"])
+    expected = sorted([f"{name}_ok", f"{name}_ok", f"{name}_bad"])
+
+    def accounted():  # slurmdbd records a finished job a moment after squeue stops showing it
+        cp = sb.slurm("sacct", "-a", "-X", "-n", "-P", "-S", "2020-01-01", "--format=JobName")
+        return sorted(n for n in cp.stdout.split() if n.startswith(name)) == expected
+    wait_for(accounted, 30, "sacct to list both submissions of the group and the failed job", interval=0.5)
