@@ -79,7 +79,9 @@ def test_failed_group_is_retried_alone_without_recomputing(cluster_env):
     for record, value in done_before.items():
         assert done_after[record] == value, f"{record} was rewritten by the retry"
     assert f"{first}/merge.json" in done_before
-    assert f"{faulty}/simulation.json" in done_before and f"{faulty}/processing.json" not in done_before
+    assert f"{faulty}/processing.json" not in done_before
+    faulty_sim = next(p.sim_name for p in variant.productions if p.id == faulty)  # simulation records live in sim_dir
+    assert (sb.remote_root / name / "outputs" / variant.sim_dir / "done" / faulty_sim / "simulation.json").exists()
     assert f"{faulty}/merge.json" in done_after
 
     summary = read_json(variant_dir / "groups" / "g0001.json")
