@@ -76,3 +76,15 @@ def test_ctrl_c_stops_cleanly_and_rerun_finishes(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     for path in (tmp_path / "out" / "loc").glob("*/merged.parquet"):
         assert len(pd.read_parquet(path)) == 4 * 1500
+
+
+def test_ctrl_c_while_workers_start_prints_no_traceback(tmp_path):
+    config = write_config(tmp_path, n=4, events=50)
+    process = subprocess.Popen([sys.executable, "-m", "faxflow.cli", "run", str(config), "-j", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    first = process.stdout.readline()  # the manifest line: printed just before the workers are spawned
+    time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGINT)
+    output = first + process.communicate(timeout=120)[0]
+    assert process.returncode in (0, 130), output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output

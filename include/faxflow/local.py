@@ -86,8 +86,13 @@ def run_local(plan: Plan, *, jobs: int, force: bool = False, console: Console | 
     started = time.perf_counter()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("failed {task.fields[failed]}  {task.fields[rate]:.0f} events/s"), TimeRemainingColumn())
-    pool = context.Pool(min(jobs, len(plan.groups)) or 1, initializer=_init_worker,
-                        initargs=(events, os.getpid()))
+    # Workers inherit an ignored SIGINT across exec, so a Ctrl-C while they start up reaches the parent only.
+    previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pool = context.Pool(min(jobs, len(plan.groups)) or 1, initializer=_init_worker,
+                            initargs=(events, os.getpid()))
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
     previous_term = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with Progress(*columns, console=console) as progress:
