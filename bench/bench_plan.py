@@ -22,6 +22,7 @@ CASES = {"100x1000": (1000, 2.0), "100x10000": (10000, 10.0)}
 def run_case(number_job: int, target_s: float) -> dict:
     raw = {"name": "big", "number_job": number_job, "number_event_per_job": 100,
            "cluster": {"productions_per_job": 100},
+           "limits": {"max_productions_per_campaign": 100 * number_job},
            "matrix": {"physics.diffusion_constant_cm2_per_s": [20 + i for i in range(10)],
                       "physics.electron_lifetime_us": [400 + 25 * i for i in range(10)]}}
     timings = {}

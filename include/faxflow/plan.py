@@ -13,9 +13,8 @@ The plan is frozen into a verified manifest by :mod:`faxflow.manifest`.
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from pydantic import BaseModel
 
@@ -36,8 +35,9 @@ NOT_IN_SIM_KEY = ("raw",)
 EVENTS_PER_CPU_SECOND = {"builtin": 490.0, "pax": 0.5}
 
 
-@dataclass(frozen=True, slots=True)
-class Production:
+class Production(NamedTuple):
+    """One production; a tuple, because a plan holds up to a million of them."""
+
     id: str
     index: int
     seed: int
@@ -137,8 +137,14 @@ def processing_key(settings: dict, simulation_key: str) -> str:
 
 def production_seed(campaign: str, key: str, index: int, base_seed: int) -> int:
     """A 63-bit seed, a pure function of campaign, simulation key, production index and base seed."""
-    digest = hashlib.sha256(f"{campaign}|{key}|{index}|{base_seed}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
+    return production_seeds(campaign, key, [index], base_seed)[0]
+
+
+def production_seeds(campaign: str, key: str, indices, base_seed: int) -> list[int]:
+    """:func:`production_seed` of every index in ``indices`` (one loop: planning calls it a million times)."""
+    sha256, prefix, suffix = hashlib.sha256, f"{campaign}|{key}|", f"|{base_seed}"
+    return [int.from_bytes(sha256(f"{prefix}{index}{suffix}".encode()).digest()[:8], "big") >> 1
+            for index in indices]
 
 
 def run_tag(run_id: str) -> str:
@@ -155,16 +161,15 @@ def expand_productions(campaign: str, variant: str, settings: dict, simulation_k
     """The productions ``indices`` of one variant; refuses ids that are unsafe or collide."""
     id_format = settings["production_id_format"]
     events = settings["number_event_per_job"]
-    productions = [Production(id_format.format(name=variant, index=index), index,
-                              production_seed(campaign, simulation_key, index, base_seed), events)
-                   for index in indices]
-    counts = Counter(p.id for p in productions)
-    colliding = [pid for pid, count in counts.items() if count > 1]
-    if colliding:
+    ids = [id_format.format(name=variant, index=index) for index in indices]
+    seeds = production_seeds(campaign, simulation_key, indices, base_seed)
+    productions = list(map(Production._make, zip(ids, indices, seeds, [events] * len(ids))))
+    if len(set(ids)) < len(ids):
+        colliding = [pid for pid, count in Counter(ids).items() if count > 1]
         raise BadInputError(f"variant {variant}: production_id_format {id_format!r} gives the same id to several "
                             f"productions ({', '.join(colliding[:5])}{' …' if len(colliding) > 5 else ''}); "
                             "use {index} without truncation")
-    unsafe = next((p.id for p in productions if not SAFE_NAME.match(p.id)), None)
+    unsafe = next((pid for pid in ids if not SAFE_NAME.match(pid)), None)
     if unsafe is not None:
         raise BadInputError(f"variant {variant}: production id {unsafe!r} is not a safe name ({SAFE_NAME_HELP})")
     return productions
