@@ -209,8 +209,8 @@ def pax_problems(settings: "ProductionSettings") -> list[str]:
 class ClusterSettings(StrictModel):
     """Where and how groups of productions run."""
 
-    backend: Literal["local", "slurm"] = Field("local", description="local: subprocesses on this machine; "
-                                                                    "slurm: sbatch over SSH")
+    backend: str = Field("local", description="local: subprocesses on this machine; slurm: sbatch over SSH; or "
+                         "a backend an installed package adds (entry points 'faxflow.backends')")
     ssh_conn_id: SafeName = Field("faxflow_cluster", description="Airflow connection id of the cluster login node")
     partition: Optional[SafeName] = Field(None, description="sbatch --partition")
     qos: Optional[SafeName] = Field(None, description="sbatch --qos")
@@ -231,6 +231,13 @@ class ClusterSettings(StrictModel):
     retry_delay_seconds: float = Field(60.0, ge=0, description="first retry delay; doubles each retry")
     max_time_limit_minutes: int = Field(720, gt=0, description="cap when TIMEOUT retries raise the time limit")
     max_mem_per_cpu_mb: int = Field(16000, gt=0, description="cap when OUT_OF_MEMORY retries raise memory")
+
+    @field_validator("backend")
+    @classmethod
+    def known_backend(cls, value: str) -> str:
+        from faxflow.backends import check_name
+
+        return check_name(value)
 
     @field_validator("partition", "qos", "account", "ssh_conn_id", "pool")
     @classmethod

@@ -1,91 +1,90 @@
-"""The backend seam: a backend registered from outside faxflow is run end to end by the group operator."""
+"""The backend seam: a scheduler added through an entry point runs a campaign DAG end to end."""
 
-import asyncio
 import inspect
 import json
+import os
 from pathlib import Path
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+import yaml
+from conftest import PROJECT
 
 from faxflow import backends
-from faxflow.airflow import operators
-from faxflow.airflow.triggers import LocalJobTrigger
+
+TESTS = PROJECT / "tests"
 
 
-class InstantBackend:
-    """A test-only scheduler: a job 'runs' by writing its outputs, exit code and log at submission."""
+@pytest.fixture
+def shell_backend(tmp_path, monkeypatch):
+    """Install the test-only "shell" backend as a site package would: a dist-info with an entry point.
 
-    submitted: list = []
-
-    def __init__(self, operator):
-        self.op, self.spec = operator, operator.spec
-        self.dir = Path(self.spec["log_dir"])
-
-    def submit(self, resources):
-        stem = self.dir / f"{self.spec['job_name']}.{len(self.submitted)}"
-        (stem.with_suffix(".out")).write_text('FAXFLOW_PROGRESS {"done": 1, "total": 1}\n')
-        stem.with_suffix(".err").write_text("")
-        stem.with_suffix(".heartbeat").touch()
-        summary = Path(self.op._group_json())
-        summary.parent.mkdir(parents=True, exist_ok=True)
-        summary.write_text(json.dumps({"productions": ["p0"], "failures": []}))
-        stem.with_suffix(".exit").write_text("0\n")
-        self.submitted.append(resources)
-        return {"backend": "instant", "job_id": str(len(self.submitted)), "job_name": self.spec["job_name"],
-                "stdout": str(stem.with_suffix(".out")), "stderr": str(stem.with_suffix(".err")),
-                "exit_file": str(stem.with_suffix(".exit")), "heartbeat_file": str(stem.with_suffix(".heartbeat"))}
-
-    def status_event(self, job):
-        return None
-
-    def find_live(self):
-        return None
-
-    def trigger(self, job):
-        return LocalJobTrigger(exit_file=job["exit_file"], pid=0, heartbeat_file=job["heartbeat_file"],
-                               job_name=job["job_name"], poll_interval=0.05, max_wait_seconds=30,
-                               log_paths={"stdout": job["stdout"]})
-
-    def tail(self, path, lines):
-        return "\n".join(Path(path).read_text().splitlines()[-lines:])
-
-    def read_json(self, path):
-        return json.loads(Path(path).read_text())
-
-    def cancel(self, job):
-        pass
-
-    def close(self):
-        pass
+    The directory goes on ``sys.path`` here and on ``PYTHONPATH`` for the jobs (they validate the campaign's
+    settings again, so they must find the backend too).
+    """
+    site = tmp_path / "site"
+    info = site / "faxflow_shell_backend-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: faxflow-shell-backend\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[{backends.ENTRY_POINT_GROUP}]\n"
+                                           "shell = backend_testing.shell_backend:ShellBackend\n")
+    for path in (TESTS, site):
+        monkeypatch.syspath_prepend(str(path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    yield
+    backends._registered.pop("shell", None)
 
 
-class Store(dict):
-    def set(self, key, value):
-        self[key] = value
+def _campaign(configs_dir, tmp_path, name, backend):
+    config = yaml.safe_load((PROJECT / "configs" / "demo.yaml").read_text())
+    config.update(name=name, output_root=str(tmp_path / "runs"), number_job=2, number_event_per_job=5,
+                  variants=[{"name": "only"}])
+    config.pop("matrix", None)
+    config["cluster"].update(backend=backend, retries=0, retry_delay_seconds=1, poll_interval_seconds=0.2,
+                             pool="faxflow_test", productions_per_job=2)
+    path = configs_dir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
-def test_a_registered_backend_runs_end_to_end(tmp_path):
-    backends.register("instant", InstantBackend)
-    spec = {"group": 0, "job_name": "ff_seam_g0000", "variant": "v", "backend": "instant",
-            "manifest": "/unused", "output_root": str(tmp_path), "variant_dir": str(tmp_path / "v"),
-            "log_dir": str(tmp_path), "force": False}
-    operator = operators.FaxflowGroupOperator(task_id="run", spec=spec, cluster={"time_limit_minutes": 5})
-    context = {"task_state_store": Store(), "ti": None}
-    with pytest.raises(TaskDeferred) as deferred:
-        operator.execute(context)
+@pytest.mark.airflow
+def test_an_entry_point_backend_runs_a_campaign_dag(shell_backend, configs_dir, tmp_path, airflow_db):
+    assert "shell" in backends.names()
+    _campaign(configs_dir, tmp_path, "seam", "shell")
+    from airflow.dag_processing.dagbag import DagBag
 
-    async def wait():
-        async for event in deferred.value.trigger.run():
-            return event.payload
+    from faxflow.airflow.home import create_pools
 
-    result = operator.execute_complete(context, asyncio.run(wait()))
-    assert (result["state"], result["productions"], result["job_id"]) == ("COMPLETED", 1, "1")
-    assert InstantBackend.submitted[0]["time_limit_minutes"] == 5
+    create_pools({"faxflow_test": 2})
+    run = DagBag(dag_folder=str(PROJECT / "dags")).dags["fax_seam"].test()
+    states = {(ti.task_id, ti.map_index): str(ti.state) for ti in run.get_task_instances()}
+    assert str(run.state).endswith("success"), states
+    runs = tmp_path / "runs" / "seam"
+    jobs = next(runs.glob("airflow/*/jobs"))
+    assert (jobs / "shell-prepared-only").exists()
+    submitted = sorted(path.name for path in jobs.glob("shell-submitted-*"))
+    assert len(submitted) == 1 and "_only_g" in submitted[0]  # one group of both productions
+    assert sorted(path.name for path in jobs.glob("*.shell.exit")) == [name.replace("shell-submitted-", "") +
+                                                                       ".shell.exit" for name in submitted]
+    summary = json.loads(next(runs.glob("only-*/summary.json")).read_text())
+    assert summary["events_in"] == summary["events_out"] == 10 and Path(summary["merged"]).exists()
+    assert list(runs.glob("report-*.html"))
 
 
-def test_operator_never_branches_on_the_backend_name():
-    source = inspect.getsource(operators)
-    assert '"slurm"' not in source.replace('spec.get("backend", "slurm")', "") and '"local"' not in source
-    with pytest.raises(ValueError, match="unknown backend 'pbs'.*local, slurm"):
-        backends.create("pbs", None)
+def test_an_unknown_backend_is_refused_naming_file_key_and_allowed_names(configs_dir, tmp_path):
+    from faxflow.config import load_campaign
+    from faxflow.errors import ConfigError
+
+    path = _campaign(configs_dir, tmp_path, "nopbs", "pbs")
+    with pytest.raises(ConfigError) as refused:
+        load_campaign(path)
+    assert f"{path}: cluster.backend: unknown backend 'pbs' (allowed: local, slurm)" in str(refused.value)
+    with pytest.raises(ValueError, match=r"unknown backend 'pbs' \(allowed: local, slurm\)"):
+        backends.create("pbs", {})
+
+
+def test_airflow_code_never_branches_on_the_backend_name():
+    from faxflow.airflow import operators, tasks
+
+    for module in (operators, tasks):
+        source = inspect.getsource(module)
+        assert '"slurm"' not in source and '"local"' not in source and "SlurmClient" not in source, module

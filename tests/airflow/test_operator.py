@@ -167,19 +167,15 @@ def test_refuses_connections_without_host_key_checks():
     client_module.refuse_unchecked_host_keys({"host_key": "ssh-ed25519 AAAA"})
 
 
-def test_remote_root_under_home_is_resolved_on_the_cluster(monkeypatch):
-    from types import SimpleNamespace
-
-    from faxflow.airflow import tasks
+def test_remote_root_under_home_is_resolved_on_the_cluster():
+    from faxflow.backends.slurm import SlurmBackend
+    from faxflow.backends.slurm_prepare import resolved_remote_root
     from faxflow.slurm.query import CommandResult
 
-    real = client_module.SlurmClient
-    answer = CommandResult(0, "HOME=/home/me\nSCRATCH=\n", "")
-    monkeypatch.setattr(client_module, "SlurmClient", lambda conn_id, **kw: real(runner=lambda command: answer))
-    assert tasks.resolved_remote_root(SimpleNamespace(remote_root="$HOME/faxflow", ssh_conn_id="c")) == \
-        "/home/me/faxflow"
-    assert tasks.resolved_remote_root(SimpleNamespace(remote_root="/abs/root", ssh_conn_id="c")) == "/abs/root"
+    client = client_module.SlurmClient(runner=lambda command: CommandResult(0, "HOME=/home/me\nSCRATCH=\n", ""))
+    assert resolved_remote_root(client, "$HOME/faxflow") == "/home/me/faxflow"
+    assert resolved_remote_root(client, "/abs/root") == "/abs/root"
     with pytest.raises(AirflowFailException, match=r"cluster.remote_root: .*\$SCRATCH is not set"):
-        tasks.resolved_remote_root(SimpleNamespace(remote_root="$SCRATCH/faxflow", ssh_conn_id="c"))
-    spec = tasks._with_remote_root({"remote_root": "$HOME/faxflow"}, {"remote_root": "/home/me/faxflow"})
-    assert spec["remote_root"] == "/home/me/faxflow"
+        resolved_remote_root(client, "$SCRATCH/faxflow")
+    backend = SlurmBackend({"remote_root": "$HOME/faxflow"}, plan_info={"remote_root": "/home/me/faxflow"})
+    assert backend.cluster["remote_root"] == "/home/me/faxflow"

@@ -166,6 +166,11 @@ def test_job_script():
                          "manifest-0123456789ab.json --digest " + "0" * 64
                          + " --group 7 --output-root /scratch/ff/outputs --force")
     assert lines.index("module load python/3.11") < len(lines) - 1
+    # every job shares the cache that prepare warms; the campaign's setup lines come after and may override it
+    assert lines.index("export FAXFLOW_KERNEL_CACHE=/scratch/ff/cache/kernels") < lines.index("module load python/3.11")
+    odd = RemoteLayout("/scratch/f+f", "demo", "manual_1")
+    assert f"export FAXFLOW_KERNEL_CACHE={shlex.quote('/scratch/f+f/cache/kernels')}" in render_job_script(
+        job_name="j", group_index=0, manifest_path="/m.json", manifest_digest="0" * 64, layout=odd, cluster={})
     assert minutes_to_slurm(5) == "0:05:00" and minutes_to_slurm(1500) == "25:00:00"
     with pytest.raises(ValueError):
         render_job_script(job_name="bad name", group_index=0, manifest_path="/m.json", manifest_digest="0" * 64,

@@ -81,7 +81,7 @@ def test_a_missing_pax_env_fails_prepare_in_one_try(cluster_env):
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    from faxflow.airflow.tasks import probe_engine
+    from faxflow.backends.slurm_prepare import probe_engine
     from faxflow.slurm.client import SlurmClient
 
     settings = campaign.plan().variants[0].settings

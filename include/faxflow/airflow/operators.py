@@ -57,10 +57,10 @@ class FaxflowGroupOperator(BaseOperator):
     """Run one group of a campaign's productions as one job and wait for it without holding a worker.
 
     :param spec: the group, as prepared by the variant's ``prepare`` task: ``group``, ``job_name``,
-        ``variant``, ``backend`` (``slurm``/``local``), ``manifest``, ``output_root``, ``variant_dir``,
-        ``force``; for Slurm also ``script`` and ``slurm_log_dir``; locally ``log_dir``
+        ``variant``, ``backend`` (a :func:`faxflow.backends.names` name), ``manifest``, ``output_root``,
+        ``variant_dir``, ``force``, and the backend's own keys (:mod:`faxflow.backends`)
     :param cluster: the variant's cluster settings (time/memory limits and their bounds)
-    :param ssh_conn_id: Airflow SSH connection of the login node (Slurm backend)
+    :param ssh_conn_id: Airflow SSH connection of the login node (backends that use SSH)
     :param poll_interval: seconds between status polls (default ``cluster.poll_interval_seconds``)
     :param missing_grace_seconds: how long a job may be invisible to Slurm before it counts as lost
     :param max_bad_answers: failed/garbled polls in a row before the wait gives up (then the task retries)
@@ -91,7 +91,7 @@ class FaxflowGroupOperator(BaseOperator):
 
     # -- helpers ----------------------------------------------------------------------------------
     def _backend(self):
-        return backends.create(self.spec.get("backend", "slurm"), self)
+        return backends.create(self.spec["backend"], self.cluster, operator=self)
 
     def _resources(self, store: _Store) -> dict:
         stored = store.get(RESOURCES_KEY)
@@ -130,7 +130,8 @@ class FaxflowGroupOperator(BaseOperator):
             live = backend.find_live()
             if live:
                 job = backend.job_info(live)
-                self.log.info("Re-attaching to live Slurm job %s found by name %s", live, job["job_name"])
+                self.log.info("Re-attaching to live %s job %s found by name %s", job["backend"], live,
+                              job["job_name"])
                 store.set(JOB_KEY, job)
                 self._publish(context, job)
                 self._defer(backend, job)

@@ -1,7 +1,8 @@
 """The Python callables behind the campaign DAG's tasks: plan, prepare, collect and report.
 
-They import faxflow's planning/collection code lazily (the DAG file stays cheap to parse) and talk to the
-cluster only through :class:`faxflow.slurm.client.SlurmClient` (one SSH connection per task run).
+They import faxflow's planning/collection code lazily (the DAG file stays cheap to parse) and reach the
+place where jobs run only through the campaign's backend (:mod:`faxflow.backends`, one per task run): this
+module holds the Airflow-facing part (skips, retry or fail-fast exceptions, messages, summaries).
 """
 
 from __future__ import annotations
@@ -9,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from faxflow.slurm import commands
+from faxflow import backends
 
 #: Exit codes of ``faxflow collect``/``report`` after which a retry cannot help.
 _FAIL_FAST = (2, 3, 6)
@@ -56,10 +56,10 @@ def plan_campaign(config_path: str, run_id: str, params: dict) -> dict:
             raise ConfigError(problems)
         key = run_key(run_id)
         local_root = local_output_root(campaign, config_path)
-        slurm = campaign.cluster.backend == "slurm"
-        remote_root = resolved_remote_root(campaign.cluster) if slurm else None
-        output_root = f"{remote_root}/outputs" if slurm else str(local_root)
-        plan = make_plan(campaign, run_id=key, output_root=output_root, variants=params.get("variants") or None,
+        with backends.for_cluster(campaign.cluster.model_dump(mode="json")) as backend:
+            located = backend.locate(local_root)
+        plan = make_plan(campaign, run_id=key, output_root=located["output_root"],
+                         variants=params.get("variants") or None,
                          number_job=params.get("number_job"), events=params.get("events"))
         manifest = write_manifest(plan, local_root / campaign.name / "manifests")
     except FaxflowError as error:
@@ -73,35 +73,11 @@ def plan_campaign(config_path: str, run_id: str, params: dict) -> dict:
             "groups": [{"group": g.index, "job_name": g.job_name, "slice": str(manifest.slices[g.index][0]),
                         "digest": manifest.slices[g.index][1]} for g in plan.groups if g.variant == variant.name],
         }
-    return {"campaign": plan.campaign, "run_id": run_id, "run_key": key, "manifest": str(manifest.index_path),
-            "manifest_digest": manifest.index_digest, "manifest_name": manifest.index_path.parent.name,
-            "local_root": str(local_root), "output_root": output_root, "remote_root": remote_root,
+    return {**located, "campaign": plan.campaign, "run_id": run_id, "run_key": key,
+            "manifest": str(manifest.index_path), "manifest_digest": manifest.index_digest,
+            "manifest_name": manifest.index_path.parent.name, "local_root": str(local_root),
             "backend": campaign.cluster.backend, "dry_run": bool(params.get("dry_run")),
             "force": bool(params.get("force")), "variants": variants, "totals": plan.totals()}
-
-
-def resolved_remote_root(cluster) -> str:
-    """``cluster.remote_root`` with a leading ``$HOME``/``$SCRATCH`` replaced by its value on the cluster."""
-    from faxflow.names import resolve_remote_path
-
-    if not cluster.remote_root.startswith("$"):
-        return cluster.remote_root
-    from faxflow.slurm.client import SlurmClient
-
-    with SlurmClient(cluster.ssh_conn_id) as client:
-        result = client.run('echo "HOME=$HOME"; echo "SCRATCH=${SCRATCH:-}"', check=True)
-    environment = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
-    try:
-        return resolve_remote_path(cluster.remote_root, environment)
-    except ValueError as error:
-        raise AirflowFailException(f"cluster.remote_root: {error}") from None
-
-
-def _with_remote_root(cluster: dict, plan_info: dict) -> dict:
-    """The variant's cluster settings with the remote root the plan resolved on the cluster (if it had to)."""
-    if cluster.get("remote_root", "").startswith("$") and plan_info.get("remote_root"):
-        return {**cluster, "remote_root": plan_info["remote_root"]}
-    return cluster
 
 
 def _selected(plan_info: dict, variant: str) -> dict:
@@ -113,179 +89,24 @@ def _selected(plan_info: dict, variant: str) -> dict:
     return info
 
 
-def _remote_output_root(cluster: dict) -> str:
-    return commands.check_path(f"{cluster['remote_root'].rstrip('/')}/outputs")
-
-
 # -- prepare ---------------------------------------------------------------------------------------------
 def prepare_variant(plan_info: dict, variant: str, cluster: dict) -> list[dict]:
-    """Make the variant's groups runnable; return one spec per group for the mapped group tasks.
+    """Make the variant's groups runnable where they run; return one spec per group for the mapped group tasks.
 
-    Slurm: create the remote directories, upload the manifest, check (or install) the remote faxflow,
-    ``faxflow check-manifest`` it there, and upload one job script per group. Local: create log dirs.
+    The backend does the work (e.g. uploads and checks on a cluster, see :mod:`faxflow.backends`); each
+    spec is the group's plan entry, where its outputs go, and the backend's own part.
     """
     info = _selected(plan_info, variant)
-    cluster = _with_remote_root(cluster, plan_info)
-    base = {"variant": variant, "backend": cluster["backend"], "force": plan_info["force"]}
-    if cluster["backend"] == "local":
-        output_root = plan_info["output_root"]
-        log_dir = Path(plan_info["local_root"]) / plan_info["campaign"] / "airflow" / plan_info["run_key"] / "jobs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        return [{**base, **group, "manifest": group["slice"], "index": plan_info["manifest"],
-                 "index_digest": plan_info["manifest_digest"], "output_root": output_root,
-                 "variant_dir": f"{output_root}/{info['output_dir']}", "log_dir": str(log_dir)}
-                for group in info["groups"]]
-
-    from faxflow.slurm.client import SlurmClient
-    from faxflow.slurm.script import RemoteLayout, render_job_script
-
-    output_root = _remote_output_root(cluster)
-    layout = RemoteLayout(cluster["remote_root"], plan_info["campaign"], plan_info["run_key"], output_root)
-    with SlurmClient(cluster["ssh_conn_id"]) as client:
-        remote_plan = layout.manifest_path(plan_info["manifest_name"])
-        client.mkdirs(*layout.directories(), remote_plan, f"{remote_plan}/groups")
-        remote_manifest = f"{remote_plan}/index.json"
-        client.upload_file(plan_info["manifest"], remote_manifest, mode=0o600)
-        for group in info["groups"]:
-            client.upload_file(group["slice"], f"{remote_plan}/groups/{Path(group['slice']).name}", mode=0o600)
-        python_env = ensure_remote_faxflow(client, cluster)
-        effective = {**cluster, "python_env": python_env}
-        check = client.run(commands.faxflow(["check-manifest", remote_manifest, "--digest",
-                                             plan_info["manifest_digest"]], python_env=python_env,
-                                            env_setup=cluster.get("env_setup") or ()))
-        if not check.ok:
-            raise AirflowFailException(f"the cluster's faxflow cannot run {remote_manifest}: "
-                                       f"{(check.stderr or check.stdout).strip()[-1000:]}")
-        settings = _variant_settings(info)
-        probe_engine(client, variant, settings)
-        warm_kernels(client, effective, settings)
-        specs = []
-        for group in info["groups"]:
-            remote_slice = f"{remote_plan}/groups/{Path(group['slice']).name}"
-            script = render_job_script(job_name=group["job_name"], group_index=group["group"],
-                                       manifest_path=remote_slice, manifest_digest=group["digest"], layout=layout,
-                                       cluster=effective, force=plan_info["force"])
-            script_path = layout.script_path(group["job_name"])
-            client.upload(script.encode(), script_path, mode=0o700)
-            specs.append({**base, **group, "manifest": remote_slice, "index": remote_manifest,
-                          "index_digest": plan_info["manifest_digest"], "output_root": output_root,
-                          "variant_dir": f"{output_root}/{info['output_dir']}", "script": script_path,
-                          "slurm_log_dir": layout.slurm_log_dir, "python_env": python_env})
-        if specs:
-            client.check_job_options(specs[0]["script"])  # unknown partition/account/QOS: fail now, once
-    return specs
-
-
-def _variant_settings(info: dict) -> dict:
-    """The variant's resolved settings, read from its first group's verified manifest slice."""
-    from faxflow.manifest import load_slice
-
-    first = info["groups"][0]
-    return load_slice(first["slice"], first["digest"]).variants[0].settings
-
-
-def probe_engine(client, variant: str, settings: dict) -> None:
-    """pax only: one remote probe of the conda env (paxer, pax, hax, config names); fail at once if unusable."""
-    if settings.get("engine") != "pax":
-        return
-    from faxflow.engines.pax import PaxEngine
-
-    result = client.run(PaxEngine.from_settings(settings).probe_command(), timeout=300)
-    if not result.ok:
-        raise AirflowFailException(f"the pax env of variant {variant} is not usable: "
-                                   f"{(result.stderr + result.stdout).strip()[-1500:]}")
-    print(f"pax env of {variant}: {result.stdout.strip()[-300:]}")
-
-
-def warm_kernels(client, cluster: dict, settings: dict) -> None:
-    """builtin only: compile the kernels once on the login node, so jobs load them instead of compiling.
-
-    The cache is the cluster user's default one (``~/.cache/faxflow/kernels``, per faxflow version and
-    CPU), which jobs use too and which every campaign and run shares. A failure is only logged: a job that
-    finds no warm cache compiles the kernels itself (and says so in its log).
-    """
-    if settings.get("engine", "builtin") != "builtin":
-        return
-    result = client.run(commands.faxflow(["warm"],
-                                         python_env=cluster.get("python_env"),
-                                         env_setup=cluster.get("env_setup") or ()), timeout=900)
-    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
-    if result.ok:
-        print(f"kernel cache on the login node: {lines[-1] if lines else 'ready'}")
-    else:
-        print(f"warning: warming the kernel cache failed (exit {result.exit_status}); "
-              f"each job compiles its kernels: {' | '.join(lines[-3:])}")
-
-
-def remote_faxflow_version(client, python_env: Optional[str], env_setup) -> Optional[str]:
-    result = client.run(commands.faxflow(["version"], python_env=python_env, env_setup=env_setup))
-    lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
-    return lines[-1] if result.ok and lines else None
-
-
-def ensure_remote_faxflow(client, cluster: dict) -> Optional[str]:
-    """Return the python_env whose faxflow equals ours, installing it if ``install_faxflow`` allows."""
-    from faxflow import __version__
-
-    env_setup = cluster.get("env_setup") or ()
-    configured = cluster.get("python_env")
-    found = remote_faxflow_version(client, configured, env_setup)
-    if found == __version__:
-        return configured
-    if not cluster.get("install_faxflow"):
-        where = configured or "PATH"
-        raise AirflowFailException(f"faxflow on the cluster ({where}) is {found or 'missing'}, this deployment is "
-                                   f"{__version__}; install it there or set cluster.install_faxflow: true")
-    venv = commands.check_path(f"{cluster['remote_root'].rstrip('/')}/venvs/faxflow-{__version__}")
-    if remote_faxflow_version(client, venv, env_setup) == __version__:
-        return venv
-    wheel = local_wheel()
-    wheels_dir = commands.check_path(f"{cluster['remote_root'].rstrip('/')}/wheels")
-    client.mkdirs(wheels_dir)
-    remote_wheel = f"{wheels_dir}/{commands.check_name(wheel.name)}"
-    client.upload_file(wheel, remote_wheel)
-    steps = [*env_setup, f"python3 -m venv {venv}", f"{venv}/bin/pip install --quiet {remote_wheel}"]
-    install = client.run(" && ".join(steps), timeout=1800)
-    if not install.ok or remote_faxflow_version(client, venv, env_setup) != __version__:
-        raise AirflowException(f"installing faxflow {__version__} into {venv} failed: "
-                               f"{(install.stderr or install.stdout).strip()[-1500:]}")
-    return venv
-
-
-def local_wheel() -> Path:
-    """A wheel of this faxflow: ``FAXFLOW_WHEEL``, else one built from the project with ``pip wheel``."""
-    import sys
-    import tempfile
-
-    from faxflow import __version__
-
-    if os.environ.get("FAXFLOW_WHEEL"):
-        return Path(os.environ["FAXFLOW_WHEEL"])
-    source = Path(__file__).resolve().parents[3]
-    if not (source / "pyproject.toml").exists():
-        raise AirflowFailException("no FAXFLOW_WHEEL set and no faxflow source tree to build a wheel from")
-    target = Path(tempfile.mkdtemp(prefix="faxflow-wheel-"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(target), str(source)], check=True)
-    wheels = sorted(target.glob(f"faxflow-{__version__}-*.whl"))
-    if not wheels:
-        raise AirflowException(f"pip wheel produced no faxflow {__version__} wheel")
-    return wheels[0]
+    output_root = plan_info["output_root"]
+    base = {"variant": variant, "backend": cluster["backend"], "force": plan_info["force"],
+            "index_digest": plan_info["manifest_digest"], "output_root": output_root,
+            "variant_dir": f"{output_root}/{info['output_dir']}"}
+    with backends.for_cluster(cluster, plan_info) as backend:
+        prepared = backend.prepare(variant, info)
+    return [{**base, **group, **own} for group, own in zip(info["groups"], prepared, strict=True)]
 
 
 # -- collect ---------------------------------------------------------------------------------------------
-def _run_faxflow(cluster: dict, args: list[str], python_env: Optional[str] = None, client=None):
-    """Run faxflow locally (subprocess) or remotely; return (exit code, stdout, stderr)."""
-    if cluster["backend"] == "local":
-        from faxflow.airflow.local_jobs import faxflow_command
-
-        done = subprocess.run([*faxflow_command(), *args], capture_output=True, text=True)
-        return done.returncode, done.stdout, done.stderr
-    result = client.run(commands.faxflow(args, python_env=python_env, env_setup=cluster.get("env_setup") or ()),
-                        timeout=1800)
-    return result.exit_status, result.stdout, result.stderr
-
-
 def collect_variant(plan_info: dict, variant: str, cluster: dict, specs: list[dict],
                     tolerance: float = 0.0) -> dict:
     """Run ``faxflow collect`` where the outputs are, check events in = out, return the variant summary.
@@ -296,25 +117,13 @@ def collect_variant(plan_info: dict, variant: str, cluster: dict, specs: list[di
     if not specs:
         raise AirflowSkipException("no groups ran")
     spec = specs[0]
-    args = ["collect", "--manifest", spec["index"], "--digest", spec["index_digest"], "--variant", variant,
-            "--output-root", spec["output_root"]]
     summary_path = f"{spec['variant_dir']}/summary.json"
-    client = None
-    try:
-        if cluster["backend"] == "slurm":
-            from faxflow.slurm.client import SlurmClient
-
-            client = SlurmClient(cluster["ssh_conn_id"])
-        code, out, err = _run_faxflow(cluster, args, spec.get("python_env"), client)
-        if client is not None:
-            raw = client.read_bytes(summary_path)
-            summary = json.loads(raw) if raw else None
-        else:
-            path = Path(summary_path)
-            summary = json.loads(path.read_text()) if path.exists() else None
-    finally:
-        if client is not None:
-            client.close()
+    with backends.for_cluster(cluster, plan_info) as backend:
+        args = ["collect", "--manifest", backend.index_path(), "--digest", plan_info["manifest_digest"],
+                "--variant", variant, "--output-root", spec["output_root"]]
+        code, out, err = backend.run_faxflow(args, spec)
+        summary = backend.read_json(summary_path)
+        location = backend.location
     if out.strip():
         print(out.rstrip())
     if code != 0:
@@ -337,7 +146,7 @@ def collect_variant(plan_info: dict, variant: str, cluster: dict, specs: list[di
           f"{events_out}/{events_in} events, merged table {summary.get('merged')}")
     summary = dict(summary)
     summary.pop("per_production", None)
-    summary["location"] = "cluster" if cluster["backend"] == "slurm" else "local"
+    summary["location"] = location
     return summary
 
 
@@ -349,8 +158,9 @@ REPORT_SUFFIXES = (".html", ".json")
 def campaign_report(plan_info: dict, collected: dict[str, Any], cluster: dict) -> dict:
     """Build catalog + report with ``faxflow report`` where the outputs are; write the run summary.
 
-    Slurm runs build them on the cluster and pull back only the report, its summary and the catalog.
-    The fit table goes to the task log; the returned ``report`` path feeds the "Campaign report" link.
+    A backend whose outputs are elsewhere builds them there and brings back only the report, its summary
+    and the catalog. The fit table goes to the task log; the returned ``report`` path feeds the
+    "Campaign report" link.
     """
     from faxflow.plan import run_tag
 
@@ -363,17 +173,8 @@ def campaign_report(plan_info: dict, collected: dict[str, Any], cluster: dict) -
                               "variants": {name: collected.get(name) for name in plan_info["variants"]},
                               "manifest": plan_info["manifest"], "summary": str(summary_path), "report": None}
     if not plan_info["dry_run"] and any(collected.values()):
-        if cluster["backend"] == "local":
-            args = ["report", "--manifest", plan_info["manifest"], "--digest", plan_info["manifest_digest"],
-                    "--output-root", plan_info["output_root"]]
-            code, out, err = _run_faxflow(cluster, args)
-            report = _report_path(code, out, err)
-        else:
-            report = _remote_report(plan_info, cluster, local_dir)
-        result["report"] = str(report)
-        run_summary = json.loads(report.with_suffix(".json").read_text())
-        result["measured"] = run_summary["totals"]
-        result["catalog"] = str(local_dir / Path(run_summary["catalog"]).name)
+        report, run_summary, catalog = _report(plan_info, cluster, local_dir)
+        result.update(report=str(report), measured=run_summary["totals"], catalog=str(catalog))
     summary_path.write_text(json.dumps(result, indent=1, sort_keys=True, default=str))
     print(f"campaign summary: {summary_path}")
     if result["report"]:
@@ -383,6 +184,24 @@ def campaign_report(plan_info: dict, collected: dict[str, Any], cluster: dict) -
         if variant:
             print(f"  {name}: {variant.get('events_out')}/{variant.get('events_in')} events -> {variant.get('merged')}")
     return result
+
+
+def _report(plan_info: dict, cluster: dict, local_dir: Path) -> tuple[Path, dict, Path]:
+    """Run ``faxflow report`` through the backend; the local report, its run summary and the catalog."""
+    with backends.for_cluster(cluster, plan_info) as backend:
+        code, out, err = backend.run_faxflow(["report", "--manifest", backend.index_path(), "--digest",
+                                              plan_info["manifest_digest"], "--output-root", plan_info["output_root"]])
+        html = str(_report_path(code, out, err))
+        stem = html[:-len(".html")] if html.endswith(".html") else html
+        run_summary = backend.read_json(stem + ".json")
+        if not run_summary or not run_summary.get("catalog"):
+            raise AirflowException(f"faxflow report left no run summary {stem}.json")
+        try:
+            fetched = backend.fetch([stem + suffix for suffix in REPORT_SUFFIXES] + [run_summary["catalog"]],
+                                    local_dir)
+        except (FileNotFoundError, ValueError) as error:
+            raise AirflowException(f"cannot bring back the report files: {error}") from None
+    return fetched[0], run_summary, fetched[-1]
 
 
 def _report_path(code: int, out: str, err: str) -> Path:
@@ -395,28 +214,3 @@ def _report_path(code: int, out: str, err: str) -> Path:
         raise AirflowException(f"faxflow report failed (exit {code}): {detail}")
     print("\n".join(lines[:-1]))
     return Path(lines[-1].strip())
-
-
-def _remote_report(plan_info: dict, cluster: dict, local_dir: Path) -> Path:
-    from faxflow.slurm.client import SlurmClient
-    from faxflow.slurm.script import RemoteLayout
-
-    cluster = _with_remote_root(cluster, plan_info)
-    output_root = _remote_output_root(cluster)
-    layout = RemoteLayout(cluster["remote_root"], plan_info["campaign"], plan_info["run_key"], output_root)
-    manifest = f"{layout.manifest_path(plan_info['manifest_name'])}/index.json"
-    with SlurmClient(cluster["ssh_conn_id"]) as client:
-        python_env = ensure_remote_faxflow(client, cluster)
-        code, out, err = _run_faxflow(cluster, ["report", "--manifest", manifest, "--digest",
-                                                plan_info["manifest_digest"], "--output-root", output_root],
-                                      python_env, client)
-        remote = _report_path(code, out, err)
-        remote_html = commands.check_path(str(remote))
-        remote_summary = json.loads(client.read_bytes(remote_html[:-len(".html")] + ".json") or b"{}")
-        pulled = [remote_html[:-len(".html")] + suffix for suffix in REPORT_SUFFIXES]
-        for path in [*pulled, commands.check_path(remote_summary.get("catalog", ""))]:
-            data = client.read_bytes(path, max_bytes=256 * 1024 * 1024)
-            if data is None:
-                raise AirflowException(f"the cluster's report run left no {path}")
-            (local_dir / Path(path).name).write_bytes(data)
-    return local_dir / Path(remote_html).name

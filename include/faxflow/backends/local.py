@@ -1,29 +1,58 @@
 """The local backend: a group is a detached ``faxflow job`` process, watched through its exit and heartbeat
 files (never its pid, so any PID namespace sees the same), cancelled through its verified process group.
+Outputs, manifests and logs are all on this machine.
 """
 
 from __future__ import annotations
 
-import json
+import subprocess
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from faxflow.airflow.triggers import settle_until
+from faxflow.backends.base import Backend
 from faxflow.slurm import commands
 
 
-class LocalBackend:
+class LocalBackend(Backend):
     """Groups as detached ``faxflow job`` processes on this machine (:mod:`faxflow.airflow.local_jobs`)."""
 
     name = "local"
 
-    def __init__(self, operator: Any):
-        self.op = operator
-        self.spec = operator.spec
+    # -- plan, prepare, collect, report -----------------------------------------------------------
+    def locate(self, local_root: Path) -> dict:
+        return {"output_root": str(local_root)}
 
-    def close(self) -> None:
-        pass
+    def prepare(self, variant: str, info: dict) -> list[dict]:
+        log_dir = self.log_dir()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        return [{"manifest": group["slice"], "log_dir": str(log_dir)} for group in info["groups"]]
 
+    def log_dir(self) -> Path:
+        """Where this run's job logs go: ``<local_root>/<campaign>/airflow/<run_key>/jobs``."""
+        plan = self.plan_info
+        return Path(plan["local_root"]) / plan["campaign"] / "airflow" / plan["run_key"] / "jobs"
+
+    def index_path(self) -> str:
+        return self.plan_info["manifest"]
+
+    def run_faxflow(self, args: list[str], spec: Optional[dict] = None) -> tuple[int, str, str]:
+        from faxflow.airflow.local_jobs import faxflow_command
+
+        done = subprocess.run([*faxflow_command(), *args], capture_output=True, text=True)
+        return done.returncode, done.stdout, done.stderr
+
+    def read_bytes(self, path: str, max_bytes: int = 16 * 1024 * 1024) -> Optional[bytes]:
+        try:
+            with open(path, "rb") as handle:
+                return handle.read(max_bytes)
+        except FileNotFoundError:
+            return None
+
+    def fetch(self, paths: list[str], local_dir: Path) -> list[Path]:
+        return [Path(path) for path in paths]
+
+    # -- a group's job ----------------------------------------------------------------------------
     def status_event(self, job: dict) -> Optional[dict]:
         from faxflow.airflow.local_jobs import heartbeat_fresh, local_job_event
 
@@ -33,20 +62,19 @@ class LocalBackend:
         alive = heartbeat_fresh(job.get("heartbeat_file", ""))
         return {"status": "active", "state": "RUNNING"} if alive else None
 
-    def find_live(self) -> Optional[str]:
-        return None  # a local job is only known through the stored pid
+    def job_args(self) -> list[str]:
+        """``faxflow job …`` arguments of this group."""
+        spec = self.spec
+        args = ["job", "--manifest", spec["manifest"], "--digest", spec["digest"],
+                "--group", str(int(spec["group"])), "--output-root", spec["output_root"]]
+        return [*args, "--force"] if spec.get("force") else args
 
     def submit(self, resources: dict) -> dict:
         from faxflow.airflow.local_jobs import launch
 
         spec = self.spec
-        args = ["job", "--manifest", spec["manifest"], "--digest", spec["digest"],
-                "--group", str(int(spec["group"])),
-                "--output-root", spec["output_root"]]
-        if spec.get("force"):
-            args.append("--force")
-        job = launch(args, log_dir=Path(spec["log_dir"]), name=commands.check_name(spec["job_name"]))
-        return {"backend": "local", "job_id": str(job.pid), "job_name": spec["job_name"], "host": "localhost",
+        job = launch(self.job_args(), log_dir=Path(spec["log_dir"]), name=commands.check_name(spec["job_name"]))
+        return {"backend": self.name, "job_id": str(job.pid), "job_name": spec["job_name"], "host": "localhost",
                 **job.to_dict()}
 
     def trigger(self, job: dict):
@@ -67,12 +95,6 @@ class LocalBackend:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
-
-    def read_json(self, path: str) -> Optional[dict]:
-        try:
-            return json.loads(Path(path).read_text())
-        except (OSError, ValueError):
-            return None
 
     def cancel(self, job: dict) -> None:
         from faxflow.airflow.local_jobs import kill_local_job

@@ -1,0 +1,1 @@
+"""A scheduler that exists only for the tests: added to faxflow through an entry point, as a site package would."""
