@@ -2,10 +2,11 @@
 
 A production is simulated from an instruction CSV with the 2017 SR1 campaign settings (photons
 50-100, electrons 10-100, r <= 36.94 cm, 9 <= depth <= 92.9 cm, t = 1000 ns, afterpulses and
-photo-ionisation on), processed, its truth sorted, its minitrees built and merged. Two chains:
+photo-ionisation on), processed, its truth sorted, its minitrees built and merged. Both chains
+process each batch of events as it is simulated, like the pipeline (one step, ``simulate_process``):
 
-* ``fused``: ``simulate_to_memory`` → ``process`` of the in-memory raw data (no raw file);
-* ``kept``: ``simulate`` writes the compressed raw file → ``process`` reads it (``raw: keep``).
+* ``fused``: no raw file (``raw: drop``);
+* ``kept``: each batch is also appended to the compressed raw file (``raw: keep``).
 
 Every run is a fresh child process pinned to one CPU. The machine is shared, so all speeds are
 per CPU-second of the child (``time.process_time``), not wall time; peak RSS is the child's.
@@ -64,18 +65,17 @@ def steps(engine, paths: dict[str, Path], chain: str) -> dict:
     from faxflow.truth import merge_truth_files, sort_truth_file
 
     n_events = int(paths["instructions"].name.split("_")[0])
-    memory = {}
 
-    def simulate():
-        if chain == "kept":
-            return engine.simulate(paths["instructions"], paths["truth"], paths["raw"], SEED)
-        counts, memory["raw"] = engine.simulate_to_memory(paths["instructions"], paths["truth"], seed=SEED)
-        return counts
+    def simulate_process():
+        batches = engine.simulation_batches(paths["instructions"], paths["truth"], seed=SEED,
+                                            raw_out=paths["raw"] if chain == "kept" else None)
+        processed = engine.process_batches(batches, paths["processed"])
+        if processed != batches.counts():
+            raise RuntimeError(f"processed {processed}, simulated {batches.counts()}")
+        return processed
 
     return {
-        "simulate": simulate,
-        "process": lambda: engine.process(memory.pop("raw") if chain == "fused" else paths["raw"],
-                                          paths["processed"]),
+        "simulate_process": simulate_process,
         "sort_truth": lambda: sort_truth_file(paths["truth"], n_events, paths["truth_sorted"]),
         "minitrees": lambda: engine.minitrees(paths["processed"], paths["minitrees"]),
         "merge": lambda: merge_truth_files(paths["minitrees"], paths["truth_sorted"], paths["merged"]),

@@ -218,7 +218,7 @@ def test_regenerated_raw_with_different_truth_is_refused(tmp_path):
     record_path.write_text(json.dumps(record))
     files.staging("processing").parent.mkdir(parents=True, exist_ok=True)
     with pytest.raises(ValidationFailure, match="does not reproduce the recorded truth"):
-        runner.regenerate_raw(variant.productions[0], files)
+        runner.process_regenerated(variant.productions[0], files, tmp_path / "processed.parquet")
 
 
 def test_two_variants_running_at_once_simulate_each_production_once(tmp_path):

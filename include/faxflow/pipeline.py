@@ -4,9 +4,13 @@ Per production, in order: instructions → simulation → sort_truth (the simula
 under the shared ``sim-<sim_key>`` directory while holding that production's lock), then
 processing → minitrees → merge (under the variant's own directory). Each step writes to a
 staging directory, renames its outputs into place on success and then writes a done record
-(:mod:`faxflow.records`). Unless raw data is kept, simulation hands its raw data to processing in
-memory; a processing step that finds none (a resumed job, another variant) regenerates it with
-the recorded seed and checks that the truth comes out byte-identical (``docs/reliability.md``).
+(:mod:`faxflow.records`). With an engine that can drop raw data the chain is fused: the simulation
+step processes each batch of events as it is simulated (and appends it to the raw file only if raw
+data is kept), so a worker holds one batch at a time, and the processing step publishes that
+result (its processing CPU time is therefore in the simulation's record). A processing step that
+finds no result of this run and no kept raw file (a resumed job, another variant) simulates again,
+batch by batch, with the recorded seed and checks that the truth comes out byte-identical
+(``docs/reliability.md``).
 A failing production does not stop its group; the group's exit code names the failure class
 (:mod:`faxflow.errors`). Only one process writes a group at a time (:mod:`faxflow.locks`).
 """
@@ -153,7 +157,7 @@ class ProductionRunner:
         self.keep_raw = self.settings["raw"] == "keep" or not self.engine.can_drop_raw
         self.force = force
         self.echo = echo
-        self._raw_in_memory = None
+        self._processed_by_simulation: Optional[tuple[Path, StepCounts]] = None
         self._rows_dropped = 0
 
     def files(self, production: Production) -> ProductionFiles:
@@ -169,7 +173,7 @@ class ProductionRunner:
         engine_log.propagate = False
         for handler in log.handlers:
             engine_log.addHandler(handler)
-        self._raw_in_memory = None
+        self._processed_by_simulation = None
         try:
             files.remove_leftovers(PROCESSING_STEPS)
             with exclusive(files.sim_lock(), f"simulation {files.sim_dir.name}/{files.sim_name}",
@@ -190,7 +194,7 @@ class ProductionRunner:
                       traceback.format_exc())
             self.echo(f"  {production.id}: FAILED in {result.error['step']} ({failure.kind}): {failure}")
         finally:
-            self._raw_in_memory = None
+            self._processed_by_simulation = None
             for handler in list(log.handlers):
                 engine_log.removeHandler(handler)
                 handler.close()
@@ -272,20 +276,26 @@ class ProductionRunner:
             events = int(frame["instruction"].nunique())
             return StepCounts(events_in=events, events_out=events)
         if step == "simulation":
-            if self.keep_raw:
+            if not self.engine.can_drop_raw:
                 return self.engine.simulate(files.instructions, staged[0], staged[1], seed=seed)
-            counts, self._raw_in_memory = self.engine.simulate_to_memory(files.instructions, staged[0], seed=seed)
-            return counts
+            batches = self.engine.simulation_batches(files.instructions, staged[0], seed=seed,
+                                                     raw_out=staged[1] if self.keep_raw else None)
+            processed = files.staging("processing").parent / "from-simulation" / files.processed.name
+            processed.parent.mkdir(parents=True, exist_ok=True)
+            self._processed_by_simulation = processed, self.engine.process_batches(batches, processed)
+            return batches.counts()
         if step == "sort_truth":
             from faxflow.truth import sort_truth_file
 
             return sort_truth_file(files.truth, _count_events(files.instructions), staged[0])
         if step == "processing":
-            raw, self._raw_in_memory = self._raw_in_memory, None
-            if raw is None:
-                raw = files.raw if self.keep_raw or self._raw_file_recorded(files) else \
-                    self.regenerate_raw(production, files)
-            return self.engine.process(raw, staged[0])
+            fused, self._processed_by_simulation = self._processed_by_simulation, None
+            if fused is not None:
+                os.replace(fused[0], staged[0])
+                return fused[1]
+            if self.keep_raw or self._raw_file_recorded(files):
+                return self.engine.process(files.raw, staged[0])
+            return self.process_regenerated(production, files, staged[0])
         if step == "minitrees":
             return self.engine.minitrees(files.processed, staged[0])
         from faxflow.truth import merge_truth_files
@@ -297,18 +307,20 @@ class ProductionRunner:
         record = read_record(files.done_record("simulation")) or {}
         return files.raw.name in record.get("outputs", {}) and sha256(files.raw) == record["outputs"][files.raw.name]
 
-    def regenerate_raw(self, production: Production, files: ProductionFiles):
-        """Simulate ``production`` again in memory; refuse if its truth differs from the recorded one."""
+    def process_regenerated(self, production: Production, files: ProductionFiles, processed_out: Path) -> StepCounts:
+        """Simulate ``production`` again, processing it batch by batch into ``processed_out``; refuse
+        (before anything is published) if its truth differs from the recorded one."""
         record = read_record(files.done_record("simulation")) or {}
         expected = record.get("outputs", {}).get(files.truth.name)
         with tempfile.TemporaryDirectory(dir=files.staging("processing").parent) as scratch:
             truth = Path(scratch) / files.truth.name
-            _, raw = self.engine.simulate_to_memory(files.instructions, truth,
-                                                    seed=step_seed(production.seed, "simulation"))
+            batches = self.engine.simulation_batches(files.instructions, truth,
+                                                     seed=step_seed(production.seed, "simulation"))
+            counts = self.engine.process_batches(batches, processed_out)
             if expected is None or sha256(truth) != expected:
                 raise ValidationFailure(f"{production.id}: regenerated simulation does not reproduce the recorded "
                                         f"truth {files.truth} (sha256 {expected}); re-run with --force")
-        return raw
+        return counts
 
 
 def _count_events(instructions_csv: Path) -> int:

@@ -5,10 +5,11 @@ outputs to the exact paths it is given (the pipeline hands it staging paths and 
 success) and returns a :class:`StepCounts`. Engines raise :class:`faxflow.errors.BadInputError` for
 unusable inputs and :class:`faxflow.errors.EngineError` for their own failures.
 
-An engine with ``can_drop_raw`` also offers the fused chain: ``simulate_to_memory`` gives the raw
-data of ``simulate`` (same seed, same content) without writing them, ``process`` accepts them and
-``write_raw`` writes them when they are kept. Such a raw file can always be regenerated from the
-production's instructions and seed.
+An engine with ``can_drop_raw`` also offers the fused chain: ``simulation_batches`` streams the
+raw data of ``simulate`` (same seed, same content) batch by batch, writing the raw file only if
+asked, and ``process_batches`` processes such a stream as it arrives; ``simulate_to_memory`` gives
+the whole raw data in memory and ``process`` accepts them. Such a raw file can always be
+regenerated from the production's instructions and seed.
 """
 
 from collections.abc import Callable
@@ -56,6 +57,12 @@ class FusedEngine(Engine, Protocol):
     """An engine with ``can_drop_raw``: raw data can stay in memory between simulate and process."""
 
     def simulate_to_memory(self, instructions: Path, truth_out: Path, *, seed: int) -> tuple[StepCounts, Any]: ...
+
+    def simulation_batches(self, instructions: Path, truth_out: Path, *, seed: int,
+                           raw_out: Path | None = None) -> Any:
+        """An iterable of raw-data batches with ``counts()``; truth (and raw file) written at its end."""
+
+    def process_batches(self, batches: Any, processed_out: Path) -> StepCounts: ...
 
     def process(self, raw: Any, processed_out: Path) -> StepCounts: ...
 

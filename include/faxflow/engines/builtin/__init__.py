@@ -5,7 +5,7 @@ Simulation modules (one per physical step) are driven by :mod:`.simulate`; recon
 modules by :mod:`.process`; :mod:`.minitrees` writes the hax-style tables.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +17,12 @@ from faxflow.errors import StorageError
 
 if TYPE_CHECKING:  # rawio imports pyarrow, which DAG parsing does not need
     from faxflow.engines.builtin.rawio import RawData
+    from faxflow.engines.builtin.simulation.simulate import SimulationBatches
+
+#: Events simulated (and, in a fused chain, processed) at a time. It bounds a worker's memory
+#: (about 100 MB per batch at the 2017 settings) and is part of the random stream, so it enters
+#: the engine version that done records check: outputs of another batch size are never reused.
+BATCH_EVENTS = 200
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ class BuiltinEngine:
     can_drop_raw = True  # raw data are regenerated from instructions + seed, see simulate_to_memory
 
     def version(self) -> str:
-        return f"builtin-{__version__}"
+        return f"builtin-{__version__}-b{BATCH_EVENTS}"
 
     def prepare(self, output_root: Path, echo: Callable[[str], None]) -> Path:
         """Choose the kernel cache (``<output_root>/.cache/kernels`` unless ``FAXFLOW_KERNEL_CACHE``
@@ -67,6 +73,21 @@ class BuiltinEngine:
 
         return simulate_file_to_memory(instructions, truth_out, self.physics, pmt_afterpulse=self.pmt_afterpulse,
                                        s2_afterpulse=self.s2_afterpulse, seed=seed)
+
+    def simulation_batches(self, instructions: Path, truth_out: Path, *, seed: int,
+                           raw_out: Path | None = None) -> "SimulationBatches":
+        """The simulation of :meth:`simulate` as a stream of raw-data batches (truth and raw file written
+        at its end), for a chain that processes each batch as it is made."""
+        from faxflow.engines.builtin.simulation.simulate import SimulationBatches
+
+        return SimulationBatches(instructions, truth_out, self.physics, pmt_afterpulse=self.pmt_afterpulse,
+                                 s2_afterpulse=self.s2_afterpulse, seed=seed, raw_out=raw_out)
+
+    def process_batches(self, batches: Iterable["RawData"], processed_out: Path) -> StepCounts:
+        """Process raw data arriving batch by batch into one processed file (the file :meth:`process` writes)."""
+        from faxflow.engines.builtin.processing.process import process_batches
+
+        return process_batches(batches, processed_out, self.processing)
 
     def write_raw(self, raw: "RawData", out: Path) -> None:
         """Write in-memory raw data in the kept (compressed) format of :mod:`.rawio`."""

@@ -24,6 +24,7 @@ version, the sample duration and the processing parameters (JSON).
 
 import dataclasses
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +88,11 @@ def _process_columns(raw: RawData,
         [_process_chunk(raw, calibration, processing)]
     if not parts:  # no events, nothing to decode
         parts = [_process_chunk(dataclasses.replace(raw, samples=raw.samples[0:0]), calibration, processing)]
+    return _joined(parts)
+
+
+def _joined(parts: list[tuple[dict, dict]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(event columns, peak columns) of consecutive parts, each as :func:`_process_chunk` returns them."""
     if len(parts) == 1:
         return parts[0]
     return tuple({name: np.concatenate([part[k][name] for part in parts]) for name in parts[0][k]} for k in (0, 1))
@@ -229,6 +235,22 @@ def process_file(raw: Path | RawData, processed_out: Path, processing: Processin
     events, peaks = _process_columns(data, processing)
     _write_columns(Path(processed_out), events, peaks, data.sample_duration_ns, processing)
     return StepCounts(events_in=data.n_events, events_out=len(events["event_number"]))
+
+
+def process_batches(batches: Iterable[RawData], processed_out: Path, processing: ProcessingParameters) -> StepCounts:
+    """Process raw data arriving in (at least one) batches of consecutive events, e.g. from a simulation
+    that streams them, into the file :func:`process_file` writes for the same events. Only one batch's
+    raw data is held at a time, and each batch is processed before the next is asked for."""
+    parts, n_events, sample_duration_ns = [], 0, None
+    for raw in batches:
+        parts.append(_process_columns(raw, processing))
+        n_events += raw.n_events
+        sample_duration_ns = raw.sample_duration_ns
+    if not parts:
+        raise ValueError("process_batches needs at least one batch (an empty one for no events)")
+    events, peaks = _joined(parts)
+    _write_columns(Path(processed_out), events, peaks, sample_duration_ns, processing)
+    return StepCounts(events_in=n_events, events_out=len(events["event_number"]))
 
 
 def write_processed(path: Path, result: Processed, processing: ProcessingParameters) -> None:

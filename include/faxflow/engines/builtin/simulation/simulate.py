@@ -10,6 +10,7 @@ import ctypes
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from faxflow.engines import StepCounts
-from faxflow.engines.builtin import detector, rawio
+from faxflow.engines.builtin import BATCH_EVENTS, detector, rawio
 from faxflow.engines.builtin.detector import lightmaps
 from faxflow.engines.builtin.parameters import PhysicsParameters
 from faxflow.engines.builtin.simulation import (
@@ -35,7 +36,6 @@ from faxflow.errors import StorageError
 
 log = logging.getLogger(__name__)
 
-BATCH_EVENTS = 500
 TRUTH_COLUMNS = ("instruction", "repetition", "event", "peak_type", "g4_id", "x", "y", "z", "t_interaction",
                  "top_fraction", "n_photons", "t_mean_photons", "t_first_photon", "t_last_photon",
                  "t_sigma_photons", "n_electrons", "t_mean_electrons", "t_first_electron",
@@ -178,6 +178,9 @@ def _photoelectron_deposits(photons: _Photons, lengths, physics, pmt_afterpulse,
     area = pmt.pe_areas_electrons(channel, physics, rng)
     if pmt_afterpulse:
         parent, delay, ap_area = pmt.afterpulses(channel, physics, rng)
+        if physics.pmt_afterpulse_areas == "fax":
+            pmt.fax_pulse_order(photons.event, photons.channel, photons.time_ns, copies, area, parent, delay,
+                                ap_area)
     else:
         parent, delay, ap_area = np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
     spikes = digitizer.noise_spike_deposits(lengths, physics, rng)
@@ -321,19 +324,23 @@ def simulate(instructions: pd.DataFrame, physics: PhysicsParameters, *, pmt_afte
         truth_parts.append(truth)
         tables.append(_pulse_tables(first_event, lengths, pulses))
         store.append(tables[-1].pop("samples"), first_event + len(lengths))
+    return _truth_table(truth_parts), _raw_data(physics, tables, store.samples())
+
+
+def _raw_data(physics, tables: list[dict], samples: np.ndarray) -> rawio.RawData:
+    """Raw data of consecutive batches' :func:`_pulse_tables` (without their samples) and ``samples``."""
     joined = {name: np.concatenate([t[name] for t in tables]) if tables else np.zeros(0, np.int64)
               for name in ("event_number", "event_length_samples", "event_n_pulses", "pulse_channel",
                            "pulse_left", "pulse_length")}
     n_pulses, pulse_length = joined["event_n_pulses"].astype(np.int64), joined["pulse_length"].astype(np.int32)
-    raw = rawio.RawData(
+    return rawio.RawData(
         sample_duration_ns=float(physics.sample_duration_ns), baseline_adc=int(physics.digitizer_baseline_adc),
         event_number=joined["event_number"].astype(np.int64),
         event_length_samples=joined["event_length_samples"].astype(np.int64),
         event_first_pulse=np.cumsum(n_pulses) - n_pulses, event_n_pulses=n_pulses,
         pulse_channel=joined["pulse_channel"].astype(np.int16), pulse_left=joined["pulse_left"].astype(np.int64),
         pulse_length=pulse_length, pulse_offset=np.cumsum(pulse_length, dtype=np.int64) - pulse_length,
-        samples=store.samples())
-    return _truth_table(truth_parts), raw
+        samples=samples)
 
 
 def _csv_cells(values: np.ndarray) -> list[str] | None:
@@ -383,29 +390,63 @@ def simulate_file_to_memory(instructions_csv: Path, truth_out: Path, physics: Ph
     return StepCounts(events_in=n_events, events_out=raw.n_events), raw
 
 
+class SimulationBatches:
+    """An instruction CSV simulated with ``np.random.default_rng(seed)``, batch by batch.
+
+    Iterating yields the raw data of each batch of :data:`BATCH_EVENTS` events (at least one, maybe
+    empty) as it is made, so memory does not grow with the production. Each batch's samples are
+    reused by the next one: consume a batch before asking for the next. With ``raw_out`` the batches
+    also stream to that raw file. The truth CSV (and the raw file) are written once the last batch
+    has been consumed; a consumer that stops early leaves neither. Iterate once.
+    """
+
+    def __init__(self, instructions_csv: Path, truth_out: Path, physics: PhysicsParameters, *,
+                 pmt_afterpulse: bool, s2_afterpulse: bool, seed: int, raw_out: Path | None = None):
+        self._table = instructions_io.read_instructions(Path(instructions_csv))
+        self.events_in = int(self._table["event"].max()) + 1 if len(self._table) else 0
+        self.events_out = 0
+        self._truth_out, self._raw_out, self._physics = Path(truth_out), raw_out, physics
+        self._options = {"pmt_afterpulse": pmt_afterpulse, "s2_afterpulse": s2_afterpulse,
+                         "rng": np.random.default_rng(seed)}
+
+    def counts(self) -> StepCounts:
+        return StepCounts(events_in=self.events_in, events_out=self.events_out)
+
+    def __iter__(self) -> Iterator[rawio.RawData]:
+        physics, truth_parts = self._physics, []
+        try:
+            writer = (rawio.RawWriter(Path(self._raw_out), physics.sample_duration_ns, physics.digitizer_baseline_adc)
+                      if self._raw_out is not None else None)
+            try:
+                for first_event, truth, lengths, pulses in _batches(self._table, physics, reuse_samples=True,
+                                                                    **self._options):
+                    truth_parts.append(truth)
+                    tables = _pulse_tables(first_event, lengths, pulses)
+                    if writer is not None:
+                        with _timed("write"):
+                            writer.append(**tables)
+                    self.events_out += len(lengths)
+                    yield _raw_data(physics, [tables], tables.pop("samples"))
+                if not truth_parts:
+                    yield _raw_data(physics, [], np.zeros(0, np.int16))
+            except BaseException:
+                if writer is not None:
+                    writer.abort()
+                raise
+            with _timed("write"):
+                if writer is not None:
+                    writer.close()
+                write_truth(self._truth_out, _truth_table(truth_parts))
+        except OSError as error:
+            raise StorageError(f"cannot write simulation outputs ({self._truth_out}, "
+                               f"{self._raw_out or 'no raw file'}): {error}") from error
+
+
 def simulate_file(instructions_csv: Path, truth_out: Path, raw_out: Path, physics: PhysicsParameters, *,
                   pmt_afterpulse: bool, s2_afterpulse: bool, seed: int) -> StepCounts:
-    """Read an instruction CSV, simulate it with ``np.random.default_rng(seed)`` and write the truth
-    CSV and the raw-data ``.npz`` (streamed batch by batch, so memory does not grow with the file)."""
-    table = instructions_io.read_instructions(Path(instructions_csv))
-    n_events = int(table["event"].max()) + 1 if len(table) else 0
-    rng = np.random.default_rng(seed)
-    truth_parts, n_written = [], 0
-    try:
-        writer = rawio.RawWriter(Path(raw_out), physics.sample_duration_ns, physics.digitizer_baseline_adc)
-        try:
-            for first_event, truth, lengths, pulses in _batches(table, physics, pmt_afterpulse, s2_afterpulse, rng,
-                                                                reuse_samples=True):
-                truth_parts.append(truth)
-                with _timed("write"):
-                    writer.append(**_pulse_tables(first_event, lengths, pulses))
-                n_written += len(lengths)
-        except BaseException:
-            writer.abort()
-            raise
-        with _timed("write"):
-            writer.close()
-            write_truth(Path(truth_out), _truth_table(truth_parts))
-    except OSError as error:
-        raise StorageError(f"cannot write simulation outputs ({truth_out}, {raw_out}): {error}") from error
-    return StepCounts(events_in=n_events, events_out=n_written)
+    """Simulate an instruction CSV into its truth CSV and raw-data ``.npz`` (see :class:`SimulationBatches`)."""
+    batches = SimulationBatches(instructions_csv, truth_out, physics, pmt_afterpulse=pmt_afterpulse,
+                                s2_afterpulse=s2_afterpulse, seed=seed, raw_out=raw_out)
+    for _ in batches:
+        pass
+    return batches.counts()
