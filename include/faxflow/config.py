@@ -32,8 +32,8 @@ from faxflow.geometry import DEFAULT_FIDUCIAL_VOLUME, TPC_SIZE_CM
 from faxflow.names import DEFAULT_REMOTE_ROOT, SAFE_NAME, SAFE_NAME_HELP, check_remote_path, check_safe_name
 
 #: Keys that belong to the campaign as a whole and cannot differ between variants.
-CAMPAIGN_ONLY_KEYS = ("name", "description", "variants", "matrix", "seed_policy", "seed", "schedule", "output_root",
-                      "limits")
+CAMPAIGN_ONLY_KEYS = ("name", "description", "variants", "matrix", "seed_policy", "seed", "schedule", "catchup",
+                      "output_root", "limits")
 
 SafeName = Annotated[str, Field(description=SAFE_NAME_HELP)]
 
@@ -367,6 +367,8 @@ class CampaignFile(ProductionSettings):
         "fixed", description="fixed: same config → same output; per_run: seeds salted with the Airflow run id")
     seed: int = Field(0, ge=0, description="campaign base seed")
     schedule: Optional[str] = Field(None, description="cron expression or preset (e.g. '0 2 * * *', '@daily')")
+    catchup: bool = Field(False, description="with a schedule: true starts the latest past cron time at once on "
+                                             "unpause (or after a pause); false waits for the next cron time")
     output_root: str = Field("runs", description="local output directory (relative to the working directory)")
     variants: list[dict[str, Any]] = Field(default_factory=list, description="named overrides: {name: ..., key: value}")
     matrix: dict[str, list[Any]] = Field(default_factory=dict,
@@ -390,6 +392,14 @@ class CampaignFile(ProductionSettings):
             raise ValueError(f"{value!r} is not a cron expression (e.g. '0 2 * * *') or one of {sorted(presets)}")
         return value
 
+    @field_validator("catchup")
+    @classmethod
+    def catchup_needs_a_schedule(cls, value: bool, info) -> bool:
+        if value and info.data.get("schedule") in (None, "@once"):
+            raise ValueError("needs a repeating schedule (a cron expression or preset other than "
+                             "'@once'); set schedule or remove catchup")
+        return value
+
 
 class ResolvedVariant(BaseModel):
     """One variant with every setting filled in; ``settings`` is what gets hashed and run."""
@@ -407,6 +417,7 @@ class Campaign(BaseModel):
     seed_policy: str
     seed: int
     schedule: Optional[str]
+    catchup: bool = False
     output_root: str
     cluster: ClusterSettings
     variants: list[ResolvedVariant]
@@ -545,8 +556,8 @@ def campaign_from_dict(raw: Any, source: str = "<campaign>") -> Campaign:
     if problems or top is None:
         raise ConfigError([f"{source}: {line}" for line in dict.fromkeys(problems)])
     return Campaign(path=source, name=top.name, description=top.description, seed_policy=top.seed_policy,
-                    seed=top.seed, schedule=top.schedule, output_root=top.output_root, cluster=top.cluster,
-                    variants=variants, limits=ceilings)
+                    seed=top.seed, schedule=top.schedule, catchup=top.catchup, output_root=top.output_root,
+                    cluster=top.cluster, variants=variants, limits=ceilings)
 
 
 def _sized(settings: dict, number_job: Optional[int], events: Optional[int]) -> dict:

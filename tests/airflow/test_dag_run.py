@@ -18,7 +18,7 @@ def small_campaign(configs_dir, tmp_path, airflow_db):
     (configs_dir / "tiny.yaml").write_text(yaml.safe_dump(config))
     from faxflow.airflow.home import create_pools
 
-    create_pools({"faxflow_test": 2})
+    create_pools({"faxflow_test": config["cluster"]["max_concurrent_jobs"]})
     return tmp_path / "runs"
 
 
@@ -64,7 +64,45 @@ def test_missing_connection_fails_in_one_try(configs_dir, tmp_path, airflow_db):
     (configs_dir / "noconn.yaml").write_text(yaml.safe_dump(config))
     from airflow.dag_processing.dagbag import DagBag
 
+    from faxflow.airflow.home import create_pools
+
+    create_pools({"faxflow_test": config["cluster"]["max_concurrent_jobs"]})
+
     run = DagBag(dag_folder=str(PROJECT / "dags")).dags["fax_noconn"].test()
     prepare = [ti for ti in run.get_task_instances() if ti.task_id == "only.prepare"][0]
     assert str(prepare.state).endswith("failed") and prepare.try_number == 1  # no retry with backoff
     assert str(run.state).endswith("failed")
+
+
+def test_missing_or_wrong_pool_fails_in_the_plan_task(configs_dir, tmp_path, airflow_db, capfd, caplog):
+    config = yaml.safe_load((PROJECT / "configs" / "demo.yaml").read_text())
+    config.update(name="nopool", output_root=str(tmp_path / "runs"), number_job=1, number_event_per_job=2,
+                  variants=[{"name": "only"}])
+    config.pop("matrix", None)
+    config["cluster"].update(retries=2, retry_delay_seconds=1, poll_interval_seconds=0.2,
+                             pool="faxflow_never_made", max_concurrent_jobs=3)
+    (configs_dir / "nopool.yaml").write_text(yaml.safe_dump(config))
+    from airflow.dag_processing.dagbag import DagBag
+
+    from faxflow.airflow.home import create_pools
+
+    def run_without_scheduler_plugin():
+        dag = DagBag(dag_folder=str(PROJECT / "dags")).dags["fax_nopool"]
+        run = dag.test()
+        return run, _states(run), {ti.task_id: ti.try_number for ti in run.get_task_instances()}
+
+    run, states, tries = run_without_scheduler_plugin()  # dag.test() fires no listener, like a scheduler without it
+    assert str(run.state).endswith("failed") and states[("plan", -1)].endswith("failed") and tries["plan"] == 1
+    assert states[("only.prepare", -1)].endswith("upstream_failed")
+    assert not (tmp_path / "runs").exists()  # nothing was planned
+    log = "".join(capfd.readouterr()) + caplog.text
+    assert "pool faxflow_never_made (3 slots, include_deferred) does not exist" in log
+    assert "-m faxflow.airflow.home pools" in log
+    caplog.clear()
+
+    create_pools({"faxflow_never_made": 2})
+    run, states, _ = run_without_scheduler_plugin()
+    assert states[("plan", -1)].endswith("failed")
+    log = "".join(capfd.readouterr()) + caplog.text
+    assert "pool faxflow_never_made (3 slots, include_deferred) has 2 slots" in log
+    # with the pool recorded at its size the plan task passes: test_local_campaign_end_to_end

@@ -76,19 +76,19 @@ def test_params_are_optional_and_bounded_by_the_limits(demo):
 
 
 def _next(now, last_end=None, catchup=False):
+    """The next run time of ``0 2 * * *`` at ``now`` (the DAG's own catchup is always False)."""
+    from airflow.timetables import trigger
     from airflow.timetables.base import DataInterval, TimeRestriction
 
     from faxflow.airflow import schedules
 
-    timetable = schedules.campaign_schedule("0 2 * * *")
+    timetable = schedules.campaign_schedule("0 2 * * *", catchup=catchup)
     last = DataInterval(last_end, last_end) if last_end else None
-    original = schedules.timezone.utcnow
-    schedules.timezone.utcnow = lambda: now
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(schedules.timezone, "utcnow", lambda: now)
+        patch.setattr(trigger, "utcnow", lambda: now)
         info = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=TimeRestriction(
-            datetime(2024, 1, 1, tzinfo=UTC), None, catchup))
-    finally:
-        schedules.timezone.utcnow = original
+            datetime(2024, 1, 1, tzinfo=UTC), None, False))
     return info.run_after
 
 
@@ -103,6 +103,44 @@ def test_schedule_never_starts_a_past_night():
     late = datetime(2026, 12, 1, 2, 3, tzinfo=utc)
     assert _next(late) == datetime(2026, 12, 1, 2, 0, tzinfo=utc)
     assert _next(late, last_end=datetime(2026, 12, 1, 2, 0, tzinfo=utc)) == datetime(2026, 12, 2, 2, 0, tzinfo=utc)
+
+
+def test_catchup_starts_the_latest_missed_night_once():
+    utc = UTC
+    # unpaused at 14:00: this morning's 02:00 starts at once (one run, not one per day since the start date)
+    assert _next(datetime(2026, 12, 1, 14, 0, tzinfo=utc), catchup=True) == datetime(2026, 12, 1, 2, 0, tzinfo=utc)
+    # after a week's pause: only the latest missed night
+    assert _next(datetime(2026, 12, 8, 14, 0, tzinfo=utc), last_end=datetime(2026, 12, 1, 2, 0, tzinfo=utc),
+                 catchup=True) == datetime(2026, 12, 8, 2, 0, tzinfo=utc)
+    # once it ran, the next is tomorrow's
+    assert _next(datetime(2026, 12, 1, 14, 0, tzinfo=utc), last_end=datetime(2026, 12, 1, 2, 0, tzinfo=utc),
+                 catchup=True) == datetime(2026, 12, 2, 2, 0, tzinfo=utc)
+
+
+def test_catchup_survives_serialization_and_needs_a_schedule(tmp_path):
+    import yaml
+    from airflow.serialization.decoders import decode_timetable
+    from airflow.serialization.encoders import encode_timetable
+
+    from faxflow.airflow import schedules
+    from faxflow.config import load_campaign
+    from faxflow.errors import ConfigError
+
+    for catchup in (False, True):
+        timetable = decode_timetable(encode_timetable(schedules.campaign_schedule("0 2 * * *", catchup=catchup)))
+        assert isinstance(timetable, schedules.UpcomingCronTimetable) and timetable._catch_up_latest is catchup
+    assert "latest missed time first" in schedules.campaign_schedule("0 2 * * *", catchup=True).summary
+
+    config = yaml.safe_load((PROJECT / "configs" / "demo.yaml").read_text())
+    config.update(catchup=True)
+    config.pop("schedule", None)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as error:
+        load_campaign(tmp_path / "c.yaml")
+    assert "catchup: needs a repeating schedule" in str(error.value)
+    config["schedule"] = "@daily"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    assert load_campaign(tmp_path / "c.yaml").catchup is True
 
 
 def test_scheduled_dag_serializes_and_shows_its_next_run(configs_dir, airflow_db):
@@ -127,6 +165,7 @@ def test_scheduled_dag_serializes_and_shows_its_next_run(configs_dir, airflow_db
 def test_pool_keeper_creates_and_resizes_campaign_pools(configs_dir, airflow_db, monkeypatch):
     import yaml
     from airflow.models.pool import Pool
+    from airflow.models.variable import Variable
     from airflow.utils.session import create_session
 
     from faxflow.airflow import pool_keeper
@@ -152,3 +191,32 @@ def test_pool_keeper_creates_and_resizes_campaign_pools(configs_dir, airflow_db,
         pool_keeper.on_dag_run_running(Run(), "started")
     with create_session() as session:
         assert session.query(Pool).filter_by(pool="faxflow_added_later").one().slots == 5
+    with create_session() as session:
+        recorded = pool_keeper.parse_record(session.query(Variable).filter_by(key=pool_keeper.POOLS_VARIABLE).one().val)
+    assert recorded["faxflow_added_later"] == {"slots": 5, "include_deferred": True}
+
+
+def test_pool_record_follows_the_pools(airflow_db):
+    from airflow.models.pool import Pool
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    from faxflow.airflow import pool_keeper
+    from faxflow.airflow.home import create_pools
+
+    def record():
+        with create_session() as session:
+            text = session.query(Variable).filter_by(key=pool_keeper.POOLS_VARIABLE).one().val
+        return pool_keeper.parse_record(text)
+
+    create_pools({"faxflow_rec_a": 2, "faxflow_rec_b": 1})
+    assert pool_keeper.pool_problems({"faxflow_rec_a": 2, "faxflow_rec_b": 1}, record()) == []
+    Pool.delete_pool("faxflow_rec_b")
+    create_pools({"faxflow_rec_a": 4})  # the next keeper pass drops the pool deleted meanwhile
+    assert "faxflow_rec_b" not in record() and record()["faxflow_rec_a"]["slots"] == 4
+    [resized, missing] = pool_keeper.pool_problems({"faxflow_rec_b": 1, "faxflow_rec_a": 2}, record())
+    assert missing == "pool faxflow_rec_b (1 slots, include_deferred) does not exist (or was not made by faxflow)"
+    assert resized == "pool faxflow_rec_a (2 slots, include_deferred) has 4 slots, include_deferred"
+    assert "without include_deferred" in pool_keeper.pool_problems(
+        {"p": 1}, {"p": {"slots": 1, "include_deferred": False}})[0]
+    assert pool_keeper.parse_record("not json") == {} and pool_keeper.parse_record('["a"]') == {}

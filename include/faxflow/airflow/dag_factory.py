@@ -9,7 +9,9 @@ Shape of a campaign DAG::
 the variant's pool (``include_deferred``), with exponential retry backoff. Trigger parameters
 (:mod:`faxflow.airflow.trigger_params`): ``variants`` (subset of the variant names), ``number_job``/``events``
 overrides (1 … the campaign's limits), ``dry_run`` (plan only) and ``force`` (redo finished steps); any
-other key is refused. A ``schedule:`` runs at its next cron time from now on (:mod:`faxflow.airflow.schedules`).
+other key is refused. A ``schedule:`` runs at its next cron time from now on, or with ``catchup: true`` first at
+the latest missed one (:mod:`faxflow.airflow.schedules`). The plan task fails at once, naming the fix, if a pool
+of the campaign is missing or of another size (:func:`~faxflow.airflow.pool_keeper.check_pools`).
 
 Parsing is cheap: YAML + pydantic validation only; no SSH, no network, no pandas. A campaign file that
 does not validate becomes a one-task DAG that fails with the problems (also shown in its doc), and
@@ -28,6 +30,7 @@ from airflow.sdk import DAG, TaskGroup, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from faxflow.airflow.operators import FaxflowGroupOperator
+from faxflow.airflow.pool_keeper import check_pools
 from faxflow.airflow.reporting import CampaignReportOperator
 from faxflow.airflow.schedules import campaign_schedule
 from faxflow.airflow.trigger_params import conf_problems, params_for
@@ -61,7 +64,8 @@ def _doc(campaign, config_path: Path) -> str:
                     f"{settings['number_job']} × {settings['number_event_per_job']} | "
                     f"{cluster['productions_per_job']} |")
     return "\n".join([f"# Campaign `{campaign.name}`", "", campaign.description or "", "",
-                      f"Config: `{config_path}`; schedule: `{campaign.schedule}`", "", *rows])
+                      f"Config: `{config_path}`; schedule: `{campaign.schedule}`"
+                      f"{' (catchup: latest missed time first)' if campaign.catchup else ''}", "", *rows])
 
 
 def group_ids(names: list[str]) -> dict[str, str]:
@@ -91,7 +95,8 @@ def build_campaign_dag(config_path: Path, campaign, *, collect_tolerance: float 
 
     config = str(config_path.resolve())
     top_cluster = campaign.cluster.model_dump(mode="json")
-    with DAG(dag_id=dag_id_for(campaign.name), schedule=campaign_schedule(campaign.schedule), start_date=START_DATE,
+    with DAG(dag_id=dag_id_for(campaign.name), schedule=campaign_schedule(campaign.schedule, campaign.catchup),
+             start_date=START_DATE,
              catchup=False,
              max_active_runs=1, params=params_for(campaign), doc_md=_doc(campaign, config_path),
              description=(campaign.description or f"faxflow campaign {campaign.name}")[:200],
@@ -103,6 +108,8 @@ def build_campaign_dag(config_path: Path, campaign, *, collect_tolerance: float 
             problems = conf_problems(getattr(context.get("dag_run"), "conf", None), campaign)
             if problems:
                 raise AirflowFailException("\n".join(problems))
+            if not context["params"].get("dry_run"):
+                check_pools(campaign_pools(campaign))
             return tasks.plan_campaign(config, context["run_id"], dict(context["params"]))
 
         planned = plan()

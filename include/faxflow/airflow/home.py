@@ -4,7 +4,7 @@ Used by the demo runner, ``make up`` (``docker/standalone.sh``), and the tests. 
 
     python -m faxflow.airflow.home env    [--home DIR] [--project DIR]   # print export lines
     python -m faxflow.airflow.home setup  [--home DIR] [--project DIR]   # migrate the DB + create pools
-    python -m faxflow.airflow.home pools  [--project DIR]                # print "name size" lines
+    python -m faxflow.airflow.home pools  [--home DIR] [--project DIR]   # create + record the pools
     python -m faxflow.airflow.home password [--home DIR]                 # the UI user's password (made once)
 """
 
@@ -97,13 +97,20 @@ def migrate_db() -> None:
 
 
 def create_pools(sizes: dict[str, int]) -> None:
-    """Create/resize each pool with ``include_deferred=True`` (deferred group tasks keep their slot)."""
+    """Create/resize each pool with ``include_deferred=True`` (deferred group tasks keep their slot); record them."""
     from airflow.utils.session import create_session
 
     from faxflow.airflow.pool_keeper import ensure_pools
 
     with create_session() as session:
         ensure_pools(sizes, session)
+
+
+def pools_command() -> str:
+    """The shell command that creates and records every campaign pool of this deployment (for messages)."""
+    settings = [f"{key}={shlex.quote(os.environ[key])}" for key in ("AIRFLOW_HOME", "FAXFLOW_CONFIGS_DIR")
+                if os.environ.get(key)]
+    return " ".join([*settings, shlex.quote(sys.executable), "-m", "faxflow.airflow.home", "pools"])
 
 
 def setup(home: Path, project: Path) -> dict[str, str]:
@@ -128,11 +135,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"Password for user '{ADMIN_USER}': {admin_password(Path(args.home))}")
         return 0
     if args.action == "pools":
-        for name, size in sorted(campaign_pools(project).items()):
-            print(name, size)
-        return 0
-    setup(Path(args.home), project)
-    admin_password(Path(args.home))
+        apply_env(Path(args.home), project)
+        create_pools(campaign_pools(project))
+    else:
+        setup(Path(args.home), project)
+        admin_password(Path(args.home))
     for name, size in sorted(campaign_pools(project).items()):
         print(f"pool {name}: {size} slots, include_deferred")
     return 0
