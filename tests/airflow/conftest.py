@@ -12,18 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from faxflow.airflow.home import apply_env
+
 PROJECT = Path(__file__).resolve().parents[2]
 _HOME = Path(tempfile.mkdtemp(prefix="faxflow-airflow-test-"))
 
-os.environ.update({
-    "AIRFLOW_HOME": str(_HOME),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-    "FAXFLOW_PROJECT_ROOT": str(PROJECT),
-    "FAXFLOW_CONFIGS_DIR": str(PROJECT / "configs"),
-})
+os.environ.pop("FAXFLOW_CONFIGS_DIR", None)  # the project's configs, whatever the calling shell set
+apply_env(_HOME, PROJECT)  # the deployment's own environment (make up, compose, demo)
 sys.path.insert(0, str(PROJECT / "tests" / "airflow"))
 
 
