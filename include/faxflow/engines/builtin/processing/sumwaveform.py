@@ -19,9 +19,12 @@ def build_sum_waveform(hit_ids, left, right, sample_offset, baseline_adc, channe
     for h in hit_ids:
         to_pe = adc_to_pe[channel[h]]
         base = baseline_adc[h]
-        off = sample_offset[h] - left[h]
-        for s in range(left[h], right[h] + 1):
-            buffer[s - first] += (base - samples[off + s]) * to_pe
+        n = right[h] - left[h] + 1
+        # slices indexed from 0 let the compiler drop negative-index checks and vectorise
+        hit = samples[sample_offset[h]:sample_offset[h] + n]
+        target = buffer[left[h] - first:left[h] - first + n]
+        for s in range(n):
+            target[s] += (base - hit[s]) * to_pe
     return first, last
 
 
