@@ -130,3 +130,47 @@ def test_lazily_decoded_samples_slice_like_the_array(tmp_path):
     for start, stop in ((0, n), (0, 0), (FRAME_SAMPLES - 3, FRAME_SAMPLES + 3), (n - 7, n + 100), (5, 4),
                         (2 * FRAME_SAMPLES, 3 * FRAME_SAMPLES + 1)):
         np.testing.assert_array_equal(lazy[start:stop], raw.samples[start:stop])
+
+
+def test_streamed_chain_holds_one_batch_and_matches_the_file_chain(engine, tmp_path):
+    from faxflow.engines.builtin import BATCH_EVENTS
+
+    n_events = 2 * BATCH_EVENTS + 7
+    rows = [f"{i},ER,{(i % 7) * 4 - 12:.1f},{(i % 5) * 5 - 10:.1f},{10 + (i % 24) * 3:.1f},{60 + i % 24},"
+            f"{20 + 3 * (i % 24)},1000" for i in range(n_events)]
+    instructions = tmp_path / "instructions.csv"
+    instructions.write_text("\n".join([",".join(INSTRUCTION_COLUMNS), *rows]) + "\n")
+    on_disk = engine.simulate(instructions, tmp_path / "truth_a.csv", tmp_path / "raw_a.npz", seed=11)
+    engine.process(tmp_path / "raw_a.npz", tmp_path / "from_file.parquet")
+
+    batches = engine.simulation_batches(instructions, tmp_path / "truth_b.csv", seed=11, raw_out=tmp_path / "raw_b.npz")
+    sizes = []
+
+    def watched():
+        for batch in batches:
+            sizes.append(batch.n_events)
+            assert not (tmp_path / "truth_b.csv").exists()  # written only after the last batch
+            yield batch
+
+    assert engine.process_batches(watched(), tmp_path / "streamed.parquet") == on_disk == batches.counts()
+    assert sizes == [BATCH_EVENTS, BATCH_EVENTS, 7]
+    # Every batch's samples are overwritten by the next, so processing them later would give other peaks.
+    assert (tmp_path / "streamed.parquet").read_bytes() == (tmp_path / "from_file.parquet").read_bytes()
+    assert (tmp_path / "raw_b.npz").read_bytes() == (tmp_path / "raw_a.npz").read_bytes()
+    assert (tmp_path / "truth_b.csv").read_bytes() == (tmp_path / "truth_a.csv").read_bytes()
+
+
+def test_a_stream_left_unfinished_writes_neither_truth_nor_raw(engine, instructions, tmp_path):
+    batches = iter(engine.simulation_batches(instructions, tmp_path / "truth.csv", seed=2,
+                                             raw_out=tmp_path / "raw.npz"))
+    next(batches)
+    batches.close()
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_empty_production_streams_one_empty_batch(engine, tmp_path):
+    instructions = tmp_path / "instructions.csv"
+    instructions.write_text(",".join(INSTRUCTION_COLUMNS) + "\n")
+    batches = engine.simulation_batches(instructions, tmp_path / "truth.csv", seed=2)
+    assert engine.process_batches(batches, tmp_path / "processed.parquet").events_out == 0
+    assert batches.counts().events_in == 0 and (tmp_path / "truth.csv").exists()

@@ -69,6 +69,11 @@ def use(default: Path | None = None) -> Path:
     if _active is not None:
         return _active
     import numba
+    import numba.core.entrypoints
+
+    # Our kernels use no numba extensions; loading those of other installed packages (awkward's
+    # pulls in awkward and awkward_cpp) would cost each worker ~45 MB of memory for nothing.
+    numba.core.entrypoints._already_initialized = True
 
     directory = cache_dir(default)
     try:
