@@ -32,16 +32,10 @@ PROJECT = Path(__file__).resolve().parents[2]
 CAMPAIGNS = Path(__file__).resolve().parent / "campaigns"
 
 if "AIRFLOW_HOME" not in os.environ:  # running tests/cluster alone: same setup as tests/airflow/conftest.py
-    _home = Path(tempfile.mkdtemp(prefix="faxflow-cluster-airflow-"))
-    os.environ.update({
-        "AIRFLOW_HOME": str(_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "FAXFLOW_PROJECT_ROOT": str(PROJECT),
-        "FAXFLOW_CONFIGS_DIR": str(PROJECT / "configs"),
-    })
+    from faxflow.airflow.home import apply_env
+
+    os.environ.pop("FAXFLOW_CONFIGS_DIR", None)
+    apply_env(Path(tempfile.mkdtemp(prefix="faxflow-cluster-airflow-")), PROJECT)
 
 CONN_ID = "faxflow_cluster"
 PYTHON_ENV = str(PROJECT / ".venv")
