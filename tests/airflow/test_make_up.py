@@ -9,6 +9,7 @@ campaign starts no run.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,6 +78,9 @@ def test_make_up_from_a_clean_environment(deployment):
     assert deployment.wait_for_run("fax_uptiny", run_id) == "success", deployment.failures("fax_uptiny", run_id)
     pool = deployment.get("/pools/faxflow_added_while_running")
     assert pool["slots"] == 2 and pool["include_deferred"] is True
+    # the scheduler recorded it for the plan task's pool check (which therefore let the run start)
+    recorded = json.loads(deployment.get("/variables/faxflow_pools")["value"])
+    assert recorded["faxflow_added_while_running"] == {"slots": 2, "include_deferred": True}
 
     # 4. the job's progress is in the task log (from the triggerer), each line once
     runs = {ti["map_index"]: ti for ti in deployment.task_instances("fax_uptiny", run_id)
