@@ -1,6 +1,8 @@
 """dag.test() end to end on the local backend (one process, one migrated DB; keep these together)."""
 
 import json
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -83,8 +85,15 @@ def test_missing_or_wrong_pool_fails_in_the_plan_task(configs_dir, tmp_path, air
                              pool="faxflow_never_made", max_concurrent_jobs=3)
     (configs_dir / "nopool.yaml").write_text(yaml.safe_dump(config))
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
 
     from faxflow.airflow.home import create_pools
+    from faxflow.airflow.pool_keeper import POOLS_VARIABLE, parse_record, pool_problems
+
+    def recorded_pools():
+        with create_session() as session:
+            return parse_record(session.query(Variable).filter_by(key=POOLS_VARIABLE).one().val)
 
     def run_without_scheduler_plugin():
         dag = DagBag(dag_folder=str(PROJECT / "dags")).dags["fax_nopool"]
@@ -97,8 +106,15 @@ def test_missing_or_wrong_pool_fails_in_the_plan_task(configs_dir, tmp_path, air
     assert not (tmp_path / "runs").exists()  # nothing was planned
     log = "".join(capfd.readouterr()) + caplog.text
     assert "pool faxflow_never_made (3 slots, include_deferred) does not exist" in log
-    assert "-m faxflow.airflow.home pools" in log
     caplog.clear()
+
+    # the command the message names creates and records the pool at the campaign's size
+    [command] = set(re.findall(r"Fix: run `([^`]+)`", log))
+    assert "-m faxflow.airflow.home pools" in command
+    bare = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # what an operator's fresh shell has
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, env=bare)
+    assert done.returncode == 0 and "pool faxflow_never_made: 3 slots, include_deferred" in done.stdout, done
+    assert pool_problems({"faxflow_never_made": 3}, recorded_pools()) == []
 
     create_pools({"faxflow_never_made": 2})
     run, states, _ = run_without_scheduler_plugin()
