@@ -232,3 +232,55 @@ def test_two_variants_running_at_once_simulate_each_production_once(tmp_path):
                             .read_text()) for g in (0, 1)]
     simulated = [p["steps_run"].count("simulation") for s in summaries for p in s["productions"]]
     assert sum(simulated) == 2, summaries
+
+
+def test_kept_raw_after_a_dropped_one_simulates_once_more_and_reuses_the_rest(tmp_path, monkeypatch):
+    from faxflow.engines.builtin import BuiltinEngine
+
+    plan, _ = setup(tmp_path, extra="")
+    kept_config = tmp_path / "kept" / "lin.yaml"
+    kept_config.parent.mkdir()
+    kept_config.write_text(SWEEP.format(extra="raw: keep"))
+    kept_plan = make_plan(load_campaign(kept_config), output_root=str(tmp_path / "out"))
+    assert kept_plan.variants[0].sim_dir == plan.variants[0].sim_dir
+    assert run_group(plan, 0, echo=lambda line: None)["exit_code"] == 0
+    dropped = files_of(plan, "base")
+    truth_before = dropped.truth.read_bytes()
+
+    simulations = []
+    original = BuiltinEngine.simulation_batches
+    monkeypatch.setattr(BuiltinEngine, "simulation_batches",
+                        lambda self, *args, **kwargs: simulations.append(kwargs.get("raw_out")) or
+                        original(self, *args, **kwargs))
+    summary = run_group(kept_plan, 0, echo=lambda line: None)
+    assert summary["exit_code"] == 0, summary["failures"]
+    for production in summary["productions"]:  # only the raw data were missing: nothing else runs
+        assert production["steps_run"] == ["simulation"]
+    assert len(simulations) == 2 and all(raw_out is not None for raw_out in simulations)
+    kept = files_of(kept_plan, "base")
+    record = json.loads(kept.done_record("simulation").read_text())
+    assert record["raw_kept"] is True and kept.raw.name in record["outputs"] and kept.raw.exists()
+    assert dropped.truth.read_bytes() == truth_before  # checked against the dropping run's record
+
+    again = run_group(plan, 0, echo=lambda line: None)  # the dropping variant still finds everything done
+    assert [p["steps_run"] for p in again["productions"]] == [[], []]
+
+
+def test_kept_raw_whose_simulation_gives_another_truth_is_refused(tmp_path):
+    import hashlib
+
+    plan, _ = setup(tmp_path)
+    assert run_group(plan, 0, echo=lambda line: None)["exit_code"] == 0
+    dropped = files_of(plan, "base")
+    dropped.truth.write_bytes(dropped.truth.read_bytes() + b"\n")  # as if the simulation were not reproducible
+    record = json.loads(dropped.done_record("simulation").read_text())
+    record["outputs"][dropped.truth.name] = hashlib.sha256(dropped.truth.read_bytes()).hexdigest()
+    dropped.done_record("simulation").write_text(json.dumps(record))
+    kept_config = tmp_path / "kept" / "lin.yaml"
+    kept_config.parent.mkdir()
+    kept_config.write_text(SWEEP.format(extra="raw: keep"))
+    kept_plan = make_plan(load_campaign(kept_config), output_root=str(tmp_path / "out"))
+    summary = run_group(kept_plan, 0, echo=lambda line: None)
+    failure = summary["failures"][0]
+    assert failure["step"] == "simulation" and "gave another truth" in failure["message"]
+    assert not files_of(kept_plan, "base").raw.exists()

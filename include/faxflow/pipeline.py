@@ -158,6 +158,7 @@ class ProductionRunner:
         self.force = force
         self.echo = echo
         self._processed_by_simulation: Optional[tuple[Path, StepCounts]] = None
+        self._process_while_simulating = True
         self._rows_dropped = 0
 
     def files(self, production: Production) -> ProductionFiles:
@@ -217,8 +218,8 @@ class ProductionRunner:
             return [files.instructions], [files.truth] + ([files.raw] if raw_kept else [])
         if step == "sort_truth":
             return [files.instructions, files.truth], [files.truth_sorted]
-        if step == "processing":
-            return [files.raw if self.keep_raw else files.truth], [files.processed]
+        if step == "processing":  # the truth names the simulation; a kept raw file is checked by its record
+            return [files.truth], [files.processed]
         if step == "minitrees":
             return [files.processed], [files.minitrees]
         return [files.minitrees, files.truth_sorted], [files.merged]
@@ -228,11 +229,12 @@ class ProductionRunner:
         identity = self._identity(step, production)
         record_path = files.done_record(step)
         record = read_record(record_path)
-        inputs, outputs = self._io(step, files, record)
-        if not self.force and record_is_valid(record, inputs, outputs, identity):
+        if not self.force and self._is_done(step, production, files, record):
             result.steps_skipped.append(step)
             result.events = record.get("events_out", result.events)
             return
+        truth_recorded = self._truth_without_raw(step, files, record, identity)
+        self._process_while_simulating = not (truth_recorded and self._is_done("processing", production, files))
         inputs, outputs = self._io(step, files, None)
         result.steps_run.append(step)
         record_path.unlink(missing_ok=True)
@@ -246,6 +248,9 @@ class ProductionRunner:
             raise EngineError(f"injected failure ({files.fault_marker(step)} exists)")
         counts = self._execute(step, production, files, staged)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        if truth_recorded and sha256(staged[0]) != truth_recorded:
+            raise ValidationFailure(f"{production.id}: simulating again to keep its raw data gave another truth than "
+                                    f"{files.truth} (sha256 {truth_recorded}); re-run with --force")
         if counts.events_out != counts.events_in:
             raise ValidationFailure(f"{step}: {counts.events_in} events in, {counts.events_out} out")
         for staged_path, final in zip(staged, outputs):
@@ -261,6 +266,23 @@ class ProductionRunner:
         })
         result.events = counts.events_out
         log.info("%s: %s done, %d events, %.2f s", production.id, step, counts.events_out, wall)
+
+    def _is_done(self, step: str, production: Production, files: ProductionFiles,
+                 record: Optional[dict] = None) -> bool:
+        record = record or read_record(files.done_record(step))
+        inputs, outputs = self._io(step, files, record)
+        return record_is_valid(record, inputs, outputs, self._identity(step, production))
+
+    def _truth_without_raw(self, step: str, files: ProductionFiles, record: Optional[dict],
+                           identity: dict) -> Optional[str]:
+        """The truth sha256 of a valid simulation that dropped its raw data, if this variant keeps them:
+        it simulates again only for the raw data, and the truth (which others' outputs depend on) must
+        come out the same."""
+        if step != "simulation" or not self.keep_raw or (record or {}).get("raw_kept"):
+            return None
+        if not record_is_valid(record, [files.instructions], [files.truth], identity):
+            return None
+        return record["outputs"][files.truth.name]
 
     def _execute(self, step: str, production: Production, files: ProductionFiles, staged: list[Path]) -> StepCounts:
         seed = step_seed(production.seed, step)
@@ -280,6 +302,10 @@ class ProductionRunner:
                 return self.engine.simulate(files.instructions, staged[0], staged[1], seed=seed)
             batches = self.engine.simulation_batches(files.instructions, staged[0], seed=seed,
                                                      raw_out=staged[1] if self.keep_raw else None)
+            if not self._process_while_simulating:  # only the raw data were missing
+                for _ in batches:
+                    pass
+                return batches.counts()
             processed = files.staging("processing").parent / "from-simulation" / files.processed.name
             processed.parent.mkdir(parents=True, exist_ok=True)
             self._processed_by_simulation = processed, self.engine.process_batches(batches, processed)
