@@ -9,10 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from faxflow.catalog import build_catalog, write_catalog
+from faxflow.catalog import build_catalog, run_local, scheduler_exit_states, write_catalog
 from faxflow.config import load_campaign
 from faxflow.pipeline import ProductionFiles
 from faxflow.plan import make_plan
+from faxflow.slurm.query import CommandResult
 from faxflow.status import SnapshotRecords, format_status, parse_records, records_command, summarise
 
 CAMPAIGN = """
@@ -133,3 +134,30 @@ def test_parse_records_headers_and_broken_files():
     assert parse_records(output) == {"/r/x/done/p1/merge.json": {"events_out": 3},
                                      "/r/x/groups/g0000.json": {"productions": []}}
     assert parse_records("") == {}
+
+
+def test_a_local_run_keeps_its_exit_states_from_the_records_and_asks_no_scheduler(campaign):
+    _, plan = campaign
+    catalog = build_catalog(plan)
+    asked = []
+    assert scheduler_exit_states(catalog, lambda command: asked.append(command)) is catalog and not asked
+    assert set(catalog["exit_state_source"]) == {"records"} and catalog["slurm_elapsed"].isna().all()
+
+
+def test_sacct_answers_fill_the_rows_it_lists_and_a_failed_sacct_changes_nothing():
+    catalog = pd.DataFrame({"slurm_job_id": ["41", "42", None, "$(reboot)"], "exit_state": ["ok", "engine", "ok", "ok"],
+                            "exit_state_source": "records", "slurm_elapsed": None})
+    asked = []
+
+    def sacct(command):
+        asked.append(command)
+        return CommandResult(0, "41|41|job|COMPLETED|0:0|00:00:07\nnot a row\n")
+
+    filled = scheduler_exit_states(catalog, sacct)
+    assert len(asked) == 1 and asked[0].endswith("-j 41,42")
+    assert filled["exit_state"].tolist() == ["COMPLETED", "engine", "ok", "ok"]
+    assert filled["exit_state_source"].tolist() == ["sacct", "records", "records", "records"]
+    assert filled["slurm_elapsed"][0] == "00:00:07"
+    assert scheduler_exit_states(catalog, lambda command: CommandResult(1, stderr="no slurmdbd")) is catalog
+    missing = run_local("faxflow-no-such-program -j 1")
+    assert not missing.ok and "faxflow-no-such-program" in missing.stderr

@@ -12,8 +12,10 @@ from faxflow.fits import (
     efficiency_curve,
     fit_variant,
     lifetime_and_yield,
+    prompt_sigma_from_rise_time,
     resolution,
     s2_sigma,
+    s2_sigma_column,
     setting_value,
 )
 
@@ -120,3 +122,47 @@ def test_pax_tables_fit_positions_from_x_pax_and_skip_what_they_lack():
     assert "xy_resolution" not in fits and "electron_lifetime" not in fits
     notes = skipped_notes(bare, NO_DELAYED_LIGHT)
     assert any("x_pax" in note for note in notes) and any("n_electrons" in note for note in notes)
+
+
+@pytest.fixture(scope="module")
+def resolved(tmp_path_factory):
+    """Resolved settings of default physics, without delayed light, and with twice the afterpulses."""
+    from faxflow.config import load_campaign
+    from faxflow.plan import make_plan
+
+    config = tmp_path_factory.mktemp("fits") / "c.yaml"
+    config.write_text("name: c\nnumber_job: 1\nnumber_event_per_job: 1\noutput_root: out\nvariants:\n"
+                      "  - {name: default}\n  - {name: none, pmt_afterpulse: false, s2_afterpulse: false}\n"
+                      "  - {name: double, physics: {pmt_afterpulse_scale: 2.0}}\n")
+    return {variant.name: variant.settings for variant in make_plan(load_campaign(config)).variants}
+
+
+def test_rise_time_response_is_a_gaussians_without_delayed_light_and_grows_with_it(resolved):
+    from faxflow.engines.builtin.width_response import rise_time_response
+
+    sigmas = np.array([300.0, 1000.0, 3000.0])
+    gaussian = 1.2816 * sigmas  # t50 − t10 of a Gaussian
+    assert rise_time_response(resolved["none"], 2000, 25.0, sigmas) == pytest.approx(gaussian, rel=0.015)
+    default = rise_time_response(resolved["default"], 2000, 25.0, sigmas)
+    assert np.all(default > 1.02 * gaussian)
+    assert np.all(rise_time_response(resolved["double"], 2000, 25.0, sigmas) > default)
+
+
+@pytest.mark.parametrize("d", [15.0, 45.0])
+def test_diffusion_with_delayed_light_from_rise_times_through_the_response(resolved, d):
+    from faxflow.engines.builtin.width_response import rise_time_response
+
+    settings = resolved["default"]
+    events = synthetic(d_cm2_per_s=d)
+    v_cm_per_ns = settings["physics"]["drift_velocity_um_per_ns"] * 1e-4
+    sigma = np.sqrt(300.0 ** 2 + 2 * d * 1e-9 * events["drift_time"] / v_cm_per_ns ** 2)
+    grid = np.geomspace(200.0, 5000.0, 12)
+    photons = int(events["s2"].median() / (1 + settings["physics"]["double_pe_probability"]))
+    response = rise_time_response(settings, photons, 25.0, grid, seed=5)  # another draw than the fit's
+    events["s2_rise_time"] = np.interp(sigma, grid, response) * np.random.default_rng(2).normal(1, 0.05, len(sigma))
+    assert s2_sigma_column(events, settings) == "s2_rise_time"
+    fit = diffusion_constant(events, settings, s2_yield=25.0)
+    assert fit.value == pytest.approx(d, rel=0.03) and 0 < fit.error < 0.03 * d
+    assert np.isnan(prompt_sigma_from_rise_time(events, settings, None)).all()
+    assert diffusion_constant(events, settings) is None
+    assert s2_sigma_column(events, {**settings, "engine": "pax"}) == "s2_range_50p_area"

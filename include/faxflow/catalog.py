@@ -6,12 +6,19 @@ with one remote command (:mod:`faxflow.status`). Per production it holds the var
 parameters, seed and keys, engine and versions, paths and checksums, events in/out, status,
 wall and CPU time per step, Slurm job id, node and exit state. Records written before a field
 existed leave that column empty; CPU time falls back to wall time (``cpu_source`` says which).
+
+For Slurm runs :func:`scheduler_exit_states` replaces the exit state (and adds the elapsed time) with
+what the scheduler's accounting says, from one ``sacct`` for all the run's job ids; rows sacct does not
+list keep the state from the records, and ``exit_state_source`` says which one a row carries.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import subprocess
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Optional, Protocol
@@ -21,11 +28,18 @@ import pandas as pd
 from faxflow.pipeline import STEPS, ProductionFiles
 from faxflow.plan import Plan, PlannedVariant
 from faxflow.records import read_record
+from faxflow.slurm import commands
+from faxflow.slurm.parsers import parse_sacct, statuses_for
+from faxflow.slurm.query import CommandResult
 
 #: Production states, in the order status tables show them.
 STATES = ("done", "failed", "running", "pending")
 #: Settings never shown as swept parameters (where and how a production runs).
 NOT_SWEPT = ("cluster", "number_job", "production_id_format")
+#: Where a row's ``exit_state`` came from: the scheduler's accounting, or done records and group summaries.
+EXIT_STATE_SOURCES = ("sacct", "records")
+#: Longest wait for the scheduler's accounting before the records are used instead.
+SACCT_TIMEOUT_S = 60
 
 
 class RecordSource(Protocol):
@@ -134,6 +148,8 @@ def production_rows(plan: Plan, variant: PlannedVariant, root: Path, source: Rec
         else:
             row["status"] = "running" if any(records.values()) else "pending"
         row["exit_state"] = "ok" if merge else (error.get("error_class") or row["status"])
+        row["exit_state_source"] = "records"
+        row["slurm_elapsed"] = None
         rows.append(row)
     return rows
 
@@ -145,6 +161,50 @@ def build_catalog(plan: Plan, root: Optional[Path] = None, source: Optional[Reco
     swept = swept_parameters(plan)
     rows = [row for variant in plan.variants for row in production_rows(plan, variant, root, source, swept)]
     return pd.DataFrame(rows)
+
+
+def run_local(command: str) -> CommandResult:
+    """Run a command built by :mod:`faxflow.slurm.commands` on this machine (no shell); a missing
+    program or a timeout is a failed result, never an exception."""
+    try:
+        done = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=SACCT_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return CommandResult(-1, stderr=str(exc))
+    return CommandResult(done.returncode, done.stdout, done.stderr)
+
+
+def scheduler_exit_states(catalog: pd.DataFrame, run: Callable[[str], CommandResult] = run_local) -> pd.DataFrame:
+    """The catalog with ``exit_state`` and ``slurm_elapsed`` from the scheduler's accounting where it has them.
+
+    One ``sacct`` asks for every job id of the run (split only beyond
+    :data:`~faxflow.slurm.commands.MAX_IDS_PER_COMMAND` ids). Rows without a job id (local runs), and all
+    rows when sacct fails or is missing, keep the state from the records (``exit_state_source``).
+    """
+    jobs = catalog["slurm_job_id"].dropna().astype(str) if "slurm_job_id" in catalog else []
+    ids = sorted({job for job in jobs if _is_job_id(job)})
+    rows = []
+    for chunk in commands.chunks(ids):
+        result = run(commands.sacct(chunk))
+        if not result.ok:
+            return catalog
+        rows.extend(parse_sacct(result.stdout).rows)
+    statuses = statuses_for(ids, rows)
+    if not statuses:
+        return catalog
+    catalog = catalog.copy()
+    for index, job in catalog["slurm_job_id"].items():
+        status = statuses.get(str(job))
+        if status is not None:
+            catalog.loc[index, ["exit_state", "slurm_elapsed", "exit_state_source"]] = [
+                status.state.value, status.elapsed or None, "sacct"]
+    return catalog
+
+
+def _is_job_id(text: str) -> bool:
+    try:
+        return bool(commands.check_job_id(text))
+    except ValueError:
+        return False
 
 
 def write_catalog(catalog: pd.DataFrame, path: Path) -> Path:

@@ -4,15 +4,16 @@ Input: a variant's event table (merged minitrees + truth, joined with the produc
 depth of its instructions, see :func:`faxflow.catalog.event_table`). Estimators:
 
 * diffusion constant: longitudinal diffusion adds 2 D t / v² to the variance of the S2 pulse in
-  time, with v the simulated drift velocity, so a straight-line fit of the mean S2 variance per
+  time, with v the simulated drift velocity, so a straight-line fit of the mean S2 σ² per
   drift-time bin gives D = slope · v² / 2; the intercept absorbs every depth-independent spread
-  (gas-gap luminescence, trapping, PMT response). Variances of convolved shapes add, so the
-  sum-waveform variance (``s2_time_std``²) is the exact measure — but PMT afterpulses and
-  photo-ionisation electrons arrive 0.3–5 µs after their parent light, and the share of them a
-  peak keeps changes with S2 size and width, so with either simulated the variance is replaced by
-  the 50 %-area width (w = 1.349 σ for a Gaussian), which they disturb less (docs/physics.md).
-  Measured on reconstructed S2s: the variance recovers D within 2 % (2000 events per variant), the
-  50 %-area width reads it 6–16 % high.
+  (gas-gap luminescence, trapping, PMT response). Variances of convolved shapes add, so without
+  delayed light the sum-waveform variance (``s2_time_std``²) is the exact measure. PMT afterpulses
+  and photo-ionisation electrons arrive 0.3–5 µs after their parent light, and how much of that
+  tail a peak keeps changes with its size and width, which makes the variance read D 5–50 % low
+  and any quantile width read it 5–15 % high. With either simulated, σ is instead found from the
+  rise time (t50 − t10, which the far tail cannot reach) through the rise time vs σ relation of
+  S2s with the variant's own delayed light (:mod:`faxflow.engines.builtin.width_response`,
+  docs/physics.md "Diffusion fit with delayed light").
 * electron lifetime and S2 yield: the logarithm of the mean uncorrected S2 per produced electron in
   each drift-time bin is linear in drift time with slope −1/τ (the log of the mean, not the mean of
   the log, which fluctuations would bias); the intercept gives the S2 area per electron at the gate.
@@ -121,6 +122,9 @@ def line_fit(x: np.ndarray, y: np.ndarray, error: np.ndarray) -> tuple[float, fl
 
 
 SUM_WAVEFORM_STD = "sum-waveform time std"
+RISE_TIME = "rise time, with the delayed light's response"
+#: Prompt-light σ [ns] at which the rise-time response is drawn (from the gas gap alone to the deepest S2s).
+RESPONSE_SIGMAS_NS = np.geomspace(150.0, 6000.0, 12)
 
 
 def delayed_light(settings: dict) -> bool:
@@ -130,15 +134,42 @@ def delayed_light(settings: dict) -> bool:
 
 def s2_sigma_column(events: pd.DataFrame, settings: dict) -> str:
     """The column :func:`s2_sigma` measures the S2 pulse width from."""
-    return "s2_range_50p_area" if delayed_light(settings) or "s2_time_std" not in events else "s2_time_std"
+    if not delayed_light(settings) and "s2_time_std" in events:
+        return "s2_time_std"
+    builtin = settings.get("engine", "builtin") == "builtin"
+    return "s2_rise_time" if builtin and "s2_rise_time" in events else "s2_range_50p_area"
 
 
-def s2_sigma(events: pd.DataFrame, settings: dict) -> tuple[np.ndarray, str]:
-    """(per-event σ of the S2 pulse in time [ns], how it was measured), as the diffusion fit uses it."""
-    if s2_sigma_column(events, settings) == "s2_range_50p_area":
+def s2_sigma(events: pd.DataFrame, settings: dict, s2_yield: Optional[float] = None) -> tuple[np.ndarray, str]:
+    """(per-event σ of the S2's prompt light in time [ns], how it was measured), as the diffusion fit uses it.
+
+    The rise-time route needs the S2 yield (the area of a photo-ionisation electron's S2); without it
+    σ is NaN for every event."""
+    column = s2_sigma_column(events, settings)
+    if column == "s2_rise_time":
+        return prompt_sigma_from_rise_time(events, settings, s2_yield), RISE_TIME
+    if column == "s2_range_50p_area":
         return (events["s2_range_50p_area"].to_numpy(float) / GAUSSIAN_WIDTH50_PER_SIGMA,
                 f"50% area width / {GAUSSIAN_WIDTH50_PER_SIGMA}")
     return events["s2_time_std"].to_numpy(float), SUM_WAVEFORM_STD
+
+
+def prompt_sigma_from_rise_time(events: pd.DataFrame, settings: dict, s2_yield: Optional[float]) -> np.ndarray:
+    """σ [ns] of each S2's prompt light: its rise time inverted through the variant's rise-time response.
+
+    The response is drawn for the median S2 (in detected photons: area over 1 + double-PE probability)
+    and smoothed by a quadratic in log σ of rise time / σ; rise times outside it give NaN."""
+    from faxflow.engines.builtin.width_response import rise_time_response
+
+    rise = events["s2_rise_time"].to_numpy(float)
+    area = events["s2"].to_numpy(float)
+    if not s2_yield or not np.isfinite(area).any():
+        return np.full(len(rise), np.nan)
+    photons = int(np.nanmedian(area) / (1 + settings["physics"]["double_pe_probability"]))
+    response = rise_time_response(settings, max(photons, 1), s2_yield, RESPONSE_SIGMAS_NS)
+    shape = np.polyfit(np.log(RESPONSE_SIGMAS_NS), response / RESPONSE_SIGMAS_NS, 2)
+    sigmas = np.geomspace(RESPONSE_SIGMAS_NS[0], RESPONSE_SIGMAS_NS[-1], 400)
+    return np.interp(rise, sigmas * np.polyval(shape, np.log(sigmas)), sigmas, left=np.nan, right=np.nan)
 
 
 def position_columns(events: pd.DataFrame) -> tuple[str, str]:
@@ -183,7 +214,7 @@ def diffusion_constant(events: pd.DataFrame, settings: dict,
     sum-waveform variance is fitted against t · (1 − 1/N), N = S2 · extraction yield / S2 yield.
     """
     s2 = events[events["s2"] > 0]
-    sigma, measured = s2_sigma(s2, settings)
+    sigma, measured = s2_sigma(s2, settings, s2_yield)
     drift = s2["drift_time"].to_numpy(float)
     if s2_yield and measured == SUM_WAVEFORM_STD:
         extraction = settings["physics"].get("electron_extraction_yield", 1.0)

@@ -22,9 +22,16 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from faxflow.catalog import STATES, build_catalog, event_table, swept_parameters, write_catalog
+from faxflow.catalog import (
+    EXIT_STATE_SOURCES,
+    STATES,
+    build_catalog,
+    event_table,
+    scheduler_exit_states,
+    swept_parameters,
+    write_catalog,
+)
 from faxflow.fits import (
-    GAUSSIAN_WIDTH50_PER_SIGMA,
     QUANTITIES,
     FitResult,
     drift_time_edges,
@@ -139,7 +146,8 @@ def _position_plot(events: pd.DataFrame):
 
 
 def _width_plot(events: pd.DataFrame, fits: dict[str, FitResult], settings: dict):
-    sigma, measured = s2_sigma(events, settings)
+    s2_yield = fits["s2_yield"].value if "s2_yield" in fits else None
+    sigma, measured = s2_sigma(events, settings, s2_yield)
     figure, axis = _figure("S2 width vs drift time", "drift time [µs]", f"S2 σ [ns] ({measured})")
     axis.scatter(events["drift_time"] / 1e3, sigma, s=4, alpha=0.5, label="events")
     if "diffusion_constant" in fits and fits["diffusion_constant"].curve:
@@ -254,7 +262,9 @@ def run_totals(catalog: pd.DataFrame) -> dict:
     return {"productions": len(catalog), **{state: int((catalog["status"] == state).sum()) for state in STATES},
             "events_out": events, "cpu_hours": cpu_seconds / 3600,
             "events_per_cpu_second": events / float(done["cpu_seconds"].sum()) if len(done) else None,
-            "cpu_source": "cpu" if (catalog["cpu_source"] == "cpu").all() else "wall"}
+            "cpu_source": "cpu" if (catalog["cpu_source"] == "cpu").all() else "wall",
+            "exit_state_sources": {source: int((catalog["exit_state_source"] == source).sum())
+                                   for source in EXIT_STATE_SOURCES}}
 
 
 def report_summary(html_path: Path) -> dict:
@@ -271,7 +281,7 @@ def write_report(plan: Plan, output_root: Optional[Path] = None) -> Path:
     root = Path(output_root or plan.output_root)
     campaign_dir = root / plan.campaign
     files = report_files(campaign_dir, plan.run_id)
-    catalog = build_catalog(plan, root)
+    catalog = scheduler_exit_states(build_catalog(plan, root))
     write_catalog(catalog, files.catalog)
     fits, diagnostics, skipped = {}, {}, {}
     for variant in plan.variants:
@@ -362,10 +372,10 @@ def render_html(plan: Plan, catalog: pd.DataFrame, fits: dict, sweeps: dict, dia
              f"{len(plan.variants)} variants, swept: {html.escape(', '.join(swept_parameters(plan)) or 'nothing')}</p>",
              "<h2>Fits</h2>"]
     parts.append(fit_table_html(fits))
-    parts.append("<p>D comes from the S2 variance vs drift time with the simulated drift velocity: the "
-                 "sum-waveform variance when neither PMT afterpulses nor photo-ionisation are simulated "
-                 "(within 2 % of the configured D on 2000 events), else the 50%-area width over "
-                 f"{GAUSSIAN_WIDTH50_PER_SIGMA} (a Gaussian's), which the delayed light makes read 6–16 % high. "
+    parts.append("<p>D comes from the S2 σ² vs drift time with the simulated drift velocity: σ is the "
+                 "sum-waveform time std when neither PMT afterpulses nor photo-ionisation are simulated; "
+                 "with either, the rise time (10 % to 50 % of the area) turned into the prompt light's σ "
+                 "through the rise time vs σ relation of S2s with the variant's own delayed light. "
                  "The estimators are described in faxflow's fits module.</p>")
     if skipped:
         parts.append("<h3>Not fitted or drawn: the merged tables lack their columns</h3><ul id='skipped'>" + "".join(
@@ -384,6 +394,9 @@ def render_html(plan: Plan, catalog: pd.DataFrame, fits: dict, sweeps: dict, dia
     parts.append(_table(["variant", "productions", "done", "events out", "CPU-hours"],
                         [[name, str(r.productions), str(r.done), str(int(r.events)), f"{r.cpu_seconds / 3600:.4g}"]
                          for name, r in per_variant.iterrows()]))
+    sources = ", ".join(f"{n} from {source}" for source, n in totals["exit_state_sources"].items() if n)
+    parts.append(f"<p id='exit-state-source'>Exit states: {html.escape(sources or 'none')} "
+                 "(sacct: the scheduler's accounting; records: the productions' done records).</p>")
     failed = catalog[catalog["status"] == "failed"]
     parts.append("<h2>Failures</h2>" + (_table(["production", "step", "class", "exit code"], [
         [r.production, str(r.failed_step), str(r.error_class), str(r.exit_code)] for r in failed.itertuples()], 3)
