@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from .harness import free_port
-from .test_campaign_support import CAMPAIGNS, PROJECT, python_env, sacct_jobs, unique
+from .test_campaign_support import CAMPAIGNS, PROJECT, python_env, sacct_jobs, share_kernel_cache, unique
 
 pytestmark = pytest.mark.cluster
 
@@ -51,6 +51,7 @@ def test_pool_caps_jobs_in_flight_under_the_scheduler(slurm_sandbox, tmp_path):
                              # jobs long enough to overlap whenever the scheduler lets them
                              env_setup=['if [ -n "${SLURM_JOB_ID:-}" ]; then sleep 4; fi'])
     (configs / f"{name}.yaml").write_text(yaml.safe_dump(config))
+    share_kernel_cache(sb, config["cluster"]["remote_root"])
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "FAXFLOW"))}
     env.update({

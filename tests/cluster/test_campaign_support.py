@@ -70,8 +70,11 @@ def unique(prefix: str) -> str:
 
 def base_config(name: str, sandbox, *, backend: str = "slurm", groups: int = 6, events: int = 5,
                 variants: tuple[str, ...] = ("va", "vb"), productions_per_job: int = 1, pool_size: int = 2,
-                output_root: Optional[Path] = None, **cluster: Any) -> dict:
-    """A tiny builtin-engine campaign (from tests/cluster/campaigns/tiny.yaml) for the sandbox."""
+                output_root: Optional[Path] = None, share_kernels: bool = True, **cluster: Any) -> dict:
+    """A tiny builtin-engine campaign (from tests/cluster/campaigns/tiny.yaml) for the sandbox.
+
+    :param share_kernels: point the campaign's kernel cache at the session's (see :func:`share_kernel_cache`)
+    """
     config = yaml.safe_load((CAMPAIGNS / "tiny.yaml").read_text())
     config["name"] = name
     config["number_job"] = groups * productions_per_job
@@ -85,7 +88,20 @@ def base_config(name: str, sandbox, *, backend: str = "slurm", groups: int = 6, 
                     python_env=python_env(sandbox), productions_per_job=productions_per_job,
                     max_concurrent_jobs=pool_size, pool=f"pool_{name}")
     settings.update(cluster)
+    if share_kernels and backend == "slurm":
+        share_kernel_cache(sandbox, settings["remote_root"])
     return config
+
+
+def share_kernel_cache(sandbox, remote_root: str) -> None:
+    """Make ``<remote_root>/cache/kernels`` a link to one kernel cache for the whole sandbox session.
+
+    Jobs and prepare use the cache under their campaign's remote root, and every test has its own remote
+    root: without the link each test would compile the kernels again (about 100 s on the test machine).
+    """
+    shared = f"{sandbox.remote_root}/.kernel-cache"
+    sandbox.ssh(["sh", "-c", 'mkdir -p "$1" "$2/cache" && ln -sfn "$1" "$2/cache/kernels"', "link", shared,
+                 remote_root], check=True)
 
 
 class Campaign:

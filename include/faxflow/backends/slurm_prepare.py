@@ -1,9 +1,9 @@
 """The Slurm backend's prepare step: everything a variant's groups need on the cluster before sbatch.
 
 Over one SSH connection: create the run's directories, upload the manifest and its slices, find (or
-install) this exact faxflow there, ``faxflow check-manifest`` the upload, probe a pax env, warm the kernel
-cache the jobs use (``<remote_root>/cache/kernels``), upload one job script per group and ask Slurm once
-whether it accepts the job options. Failures that a retry cannot fix raise ``AirflowFailException``.
+install) this exact faxflow there, ``faxflow check-manifest`` the upload, probe a pax env, upload one job
+script per group, ask Slurm once whether it accepts the job options, and warm the kernel cache the jobs
+use (``<remote_root>/cache/kernels``). Failures that a retry cannot fix raise ``AirflowFailException``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ def prepare_groups(client, cluster: dict, plan_info: dict, variant: str, info: d
                                    f"{(check.stderr or check.stdout).strip()[-1000:]}")
     settings = _variant_settings(info)
     probe_engine(client, variant, settings)
-    warm_kernels(client, effective, layout, settings)
     specs = []
     for group, remote_slice in zip(info["groups"], slices):
         script = render_job_script(job_name=group["job_name"], group_index=group["group"], manifest_path=remote_slice,
@@ -64,6 +63,7 @@ def prepare_groups(client, cluster: dict, plan_info: dict, variant: str, info: d
                       "python_env": effective["python_env"]})
     if specs:
         client.check_job_options(specs[0]["script"])  # unknown partition/account/QOS: fail now, once
+    warm_kernels(client, effective, layout, settings)  # last: it may compile for minutes
     return specs
 
 
