@@ -45,6 +45,31 @@ def test_interactions_rank_s1s_by_coincidence_and_need_s1_before_s2():
     assert pairs["main_s2"][1] == -1
 
 
+def test_s1s_without_bottom_light_or_with_a_slow_rise_are_paired_last():
+    from faxflow.engines.builtin.processing.classification import s1_pairing_rank
+
+    # before one S2: a true S1 (tc 1, 7.7 PE, top fraction 0.1, rise 118 ns), two lone hits on the
+    # top array (tc 2, 1.4 PE, all on top) and a single electron (tc 7, 20 PE, rise 198 ns)
+    properties = {"area": np.array([7.7, 1.4, 20.0, 1500.0]),
+                  "area_fraction_top": np.array([0.1, 1.0, 0.32, 0.63]),
+                  "area_decile_from_midpoint_1": np.array([-118.0, -12.0, -198.0, -1000.0])}
+    kind = np.array([S1, S1, S1, S2])
+    tight = np.array([1, 2, 7, 40])
+    imax = np.array([10, 20, 30, 400])
+    bounds = np.array([0, 4])
+    rank = s1_pairing_rank(properties, PROCESSING)
+    assert rank.tolist()[:3] == [1, 2, 1]
+    ranked = find_interactions(bounds, kind, properties["area"], tight, imax, PROCESSING, rank)
+    assert ranked["main_s1"][0] == 2  # slow single electron beats the slow true S1 on coincidence
+    fast_s1 = dict(properties, area_decile_from_midpoint_1=np.array([-60.0, -12.0, -198.0, -1000.0]))
+    ranked = find_interactions(bounds, kind, properties["area"], tight, imax, PROCESSING,
+                               s1_pairing_rank(fast_s1, PROCESSING))
+    assert ranked["main_s1"][0] == 0
+    pax = ProcessingParameters.for_period("SR1", s1_rank_by_shape=False)
+    assert find_interactions(bounds, kind, properties["area"], tight, imax, pax,
+                             s1_pairing_rank(fast_s1, pax))["main_s1"][0] == 2
+
+
 def test_z_from_drift_time():
     assert depth_z_cm(1700.0, CALIBRATION) == pytest.approx(0.0)
     assert depth_z_cm(1700.0 + 100_000, CALIBRATION) == pytest.approx(-13.35)

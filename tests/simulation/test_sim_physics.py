@@ -162,6 +162,54 @@ def test_pmt_afterpulse_rate_and_delays():
     assert (np.abs(per_channel - expected_per_channel) <= 4.5 * np.sqrt(expected_per_channel / 5000)).all()
 
 
+def test_afterpulse_areas_are_single_pe_areas_times_the_amplification():
+    channels = np.full(400_000, 3)
+    parent, _, areas = pmt.afterpulses(channels, PHYSICS, rng())
+    table = detector.afterpulse_table(PHYSICS)
+    probability = detector.afterpulse_probabilities(PHYSICS)[3]
+    expected_mean = (probability * table.amplitude_mean[3]).sum() / probability.sum()
+    relative = areas / detector.gains()[3]
+    assert relative.mean() == pytest.approx(expected_mean, rel=0.05)
+    uniform_types = np.array([kind.delay_kind == "uniform" for kind in detector.AFTERPULSE_TYPES])
+    uniform_share = probability[uniform_types].sum() / probability.sum()
+    # uniform types: amplification 1, so single-PE areas (relative width 0.41), not exactly the gain
+    single_pe_like = relative[relative < 1.8]
+    assert len(single_pe_like) / len(relative) > uniform_share * 0.9
+    assert single_pe_like.std() > 0.3
+
+
+def test_fax_pulse_order_moves_afterpulse_areas_to_the_latest_pulses():
+    # event 0, channel 5: photons at 0, 10, 20 ns, a double PE of the first, and an afterpulse of it
+    # 5 ns later; event 0, channel 6 and event 1, channel 5: one photon each, no afterpulse
+    event = np.array([0, 0, 0, 0, 1])
+    channel = np.array([5, 5, 5, 6, 5])
+    time_ns = np.array([0.0, 10.0, 20.0, 3.0, 1.0])
+    copies = np.array([0])
+    pe_area = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])  # photons, then the copy
+    ap_area = np.array([70.0])
+    pmt.fax_pulse_order(event, channel, time_ns, copies, pe_area, np.array([5]), np.array([5.0]), ap_area)
+    # time order of the group: photon 0 and its copy (0 ns), the afterpulse (5), photons 1, 2
+    # areas in draw order: 1, 2, 3, 6 (copy), 70 (afterpulse)
+    assert pe_area.tolist() == [1.0, 6.0, 70.0, 4.0, 5.0, 2.0]
+    assert ap_area.tolist() == [3.0]
+
+
+def test_afterpulse_area_choice_moves_light_but_keeps_it():
+    table = pd.DataFrame({"instruction": np.arange(30), "recoil_type": "ER", "x": 0.0, "y": 0.0,
+                          "depth": 30.0, "s1_photons": 0, "s2_electrons": 60, "t": 1000.0})
+    signal = {}
+    for choice in ("fax", "own"):
+        physics = PhysicsParameters(pmt_afterpulse_areas=choice, lone_hit_rates_per_channel_hz=(), noise_rms_adc=0)
+        _, raw = simulate.simulate(table, physics, pmt_afterpulse=True, s2_afterpulse=True, rng=rng(4))
+        late = raw.pulse_left > np.repeat(np.full(raw.n_events, 50_000), raw.event_n_pulses)
+        per_pulse = np.add.reduceat(raw.baseline_adc - raw.samples.astype(np.int64), raw.pulse_offset)
+        signal[choice] = per_pulse.sum(), per_pulse[late].sum()
+    # the same draws: the total charge stays (up to truncation), but fax puts the ion afterpulses'
+    # large areas on the late photo-ionisation light (500 us after the event start: ~275 us after the S2)
+    assert signal["fax"][0] == pytest.approx(signal["own"][0], rel=0.01)
+    assert signal["fax"][1] > 1.05 * signal["own"][1]
+
+
 def test_photoionization_rate_per_photon():
     n_photons = np.array([2_000_000])
     electrons = photoionization.photoionization_electrons(n_photons, np.zeros(2_000_000), PHYSICS, rng())

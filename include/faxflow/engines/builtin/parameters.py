@@ -78,6 +78,9 @@ class PhysicsParameters(BaseModel):
     pmt_afterpulse_table: Literal["per_pmt", "type_means"] = Field(
         "per_pmt", description="pax's per-PMT afterpulse table, or its live-channel mean on every PMT")
     pmt_afterpulse_scale: float = Field(1.0, ge=0, description="multiplies every per-PMT afterpulse probability")
+    pmt_afterpulse_areas: Literal["fax", "own"] = Field(
+        "fax", description="fax: a channel's areas in draw order go to its pulses in time order, so afterpulse "
+        "areas land on its latest pulses (as fax); own: each afterpulse carries its own area")
     spe_relative_width: float = Field(0.41, ge=0, description="sigma/mean of the single-PE area spectrum")
 
     # digitiser, noise, ZLE
@@ -136,6 +139,11 @@ class ProcessingParameters(BaseModel):
     s1_relaxed_max_width_50p_ns: float = Field(140.0, gt=0)
     s1_relaxed_max_rise_time_ns: float = Field(250.0, gt=0)
     s1_relaxed_top_sigma: float = Field(1.0, description="top area at most this many sigma above s1_max_top_fraction")
+    s1_rank_by_shape: bool = Field(
+        True, description="pair S1s without bottom light, then slow ones, after the others (False: pax's "
+        "ranking by tight coincidence and area alone)")
+    s1_rank_max_top_fraction: float = Field(
+        0.95, gt=0, le=1, description="an S1 with at least this area fraction top has no bottom light")
     s1_large_area_pe: float = Field(
         12.0, ge=0, description="S1s this large must rise faster than s1_large_max_rise_time_ns")
     s1_large_max_rise_time_ns: float = Field(80.0, gt=0)

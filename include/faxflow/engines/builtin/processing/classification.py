@@ -62,6 +62,21 @@ def classify(properties: dict[str, np.ndarray], processing: ProcessingParameters
     return np.where(n_channels == 1, LONE_HIT, kind).astype(np.int8)
 
 
+def s1_pairing_rank(properties: dict[str, np.ndarray], processing: ProcessingParameters) -> np.ndarray:
+    """int64 per peak: how unlike a true S1 it is, for ranking the S1s of an event (lower first).
+
+    +2 with no light on the bottom array (area fraction top ≥ ``s1_rank_max_top_fraction``; the
+    bottom array sees most of an S1, while two lone hits on the top array fake a tight
+    coincidence), +1 with a slow rise (≥ ``s1_max_rise_time_ns``, single electrons accepted
+    before the first S2). See docs/physics.md, "Classification".
+    """
+    if not processing.s1_rank_by_shape:
+        return np.zeros(len(properties["area"]), dtype=np.int64)
+    no_bottom_light = np.nan_to_num(properties["area_fraction_top"]) >= processing.s1_rank_max_top_fraction
+    slow = -properties["area_decile_from_midpoint_1"] >= processing.s1_max_rise_time_ns
+    return 2 * no_bottom_light.astype(np.int64) + slow.astype(np.int64)
+
+
 def _before_first_large_s2(event, left, large_s2) -> np.ndarray:
     """Whether each peak starts before the first large S2 of its event (False if there is none)."""
     event = np.asarray(event, dtype=np.int64)

@@ -1,6 +1,7 @@
 """Interactions: pairing S1s with S2s (pax ``BuildInteractions``, docs/physics.md "Classification").
 
-Per event: the S1s ranked by (tight_coincidence, area) descending; the S2s with area ≥
+Per event: the S1s ranked by (tight_coincidence, area) descending, after a coarser rank from
+``classification.s1_pairing_rank`` when given (S1s without bottom light, then slow ones, last); the S2s with area ≥
 ``s2_pairing_threshold_pe`` ranked by area, first ``pair_n_s2s``. Looping S2s (outer) then the first
 ``pair_n_s1s`` ranked S1s whose sum-waveform maximum is not after the S2's (inner), each pair is an
 interaction. pax takes the first ``pair_n_s1s`` S1s of the whole event instead, so S1-like peaks
@@ -19,13 +20,17 @@ from faxflow.engines.builtin.processing.classification import S1, S2
 
 def find_interactions(event_bounds: np.ndarray, peak_type: np.ndarray, area_pe: np.ndarray,
                       tight_coincidence: np.ndarray, index_of_maximum: np.ndarray,
-                      processing: ProcessingParameters) -> dict[str, np.ndarray]:
+                      processing: ProcessingParameters, s1_rank: np.ndarray | None = None,
+                      ) -> dict[str, np.ndarray]:
     """Peak indices (−1 if absent) of main_s1, main_s2, alt_s1, alt_s2 for each event.
 
-    Peaks of event e are rows event_bounds[e]:event_bounds[e + 1] of the other arrays.
+    Peaks of event e are rows event_bounds[e]:event_bounds[e + 1] of the other arrays; S1s with a
+    lower ``s1_rank`` (default: all 0) are paired first.
     """
-    out = _pair(event_bounds.astype(np.int64), peak_type.astype(np.int64), area_pe.astype(np.float64),
-                tight_coincidence.astype(np.int64), index_of_maximum.astype(np.int64),
+    area_pe = np.asarray(area_pe, dtype=np.float64)
+    s1_rank = np.zeros(len(area_pe), dtype=np.int64) if s1_rank is None else np.asarray(s1_rank, dtype=np.int64)
+    out = _pair(event_bounds.astype(np.int64), peak_type.astype(np.int64), area_pe,
+                tight_coincidence.astype(np.int64), s1_rank, index_of_maximum.astype(np.int64),
                 processing.s2_pairing_threshold_pe, processing.pair_n_s1s, processing.pair_n_s2s)
     return dict(zip(("main_s1", "main_s2", "alt_s1", "alt_s2"), out))
 
@@ -43,7 +48,7 @@ def depth_z_cm(drift_time, calibration) -> np.ndarray:
 
 
 @njit(cache=True)
-def _pair(event_bounds, peak_type, area, tight, imax, s2_threshold, n_s1s, n_s2s):
+def _pair(event_bounds, peak_type, area, tight, s1_rank, imax, s2_threshold, n_s1s, n_s2s):
     n_events = len(event_bounds) - 1
     main_s1 = np.full(n_events, -1, np.int64)
     main_s2 = np.full(n_events, -1, np.int64)
@@ -64,9 +69,10 @@ def _pair(event_bounds, peak_type, area, tight, imax, s2_threshold, n_s1s, n_s2s
                 n2 += 1
         s1s = s1s[:n1]
         s2s = s2s[:n2]
-        # descending by (tight coincidence, area): stable sort by area, then by tight coincidence
+        # by (rank, tight coincidence descending, area descending): stable sorts, least significant first
         s1s = s1s[np.argsort(-area[s1s], kind="mergesort")]
         s1s = s1s[np.argsort(-tight[s1s], kind="mergesort")]
+        s1s = s1s[np.argsort(s1_rank[s1s], kind="mergesort")]
         s2s = s2s[np.argsort(-area[s2s], kind="mergesort")][:n_s2s]
         for s2 in s2s:
             candidates = 0

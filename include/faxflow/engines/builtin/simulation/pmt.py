@@ -5,6 +5,7 @@ areas and per-PMT afterpulses. Areas are in electrons (PMT charge), times in ns.
 import math
 from functools import lru_cache
 
+import numba
 import numpy as np
 
 from faxflow.engines.builtin import detector
@@ -87,8 +88,10 @@ def afterpulses(channels, physics, rng: np.random.Generator) -> tuple[np.ndarray
 
     For every channel and afterpulse type the number of afterpulses is Binomial(N_pe, p[channel,
     type]); each picks a uniformly random parent PE of that channel (with replacement) and gets
-    the channel's delay and amplitude for that type (gain x truncated-Gaussian factor, or exactly
-    the gain). The afterpulse time is the parent's time plus the delay.
+    the channel's delay for that type. Its area is a single-PE area times the type's amplification
+    (a truncated-Gaussian factor, or 1), as fax draws it. The afterpulse time is the parent's time
+    plus the delay. Which pulse finally carries that area is ``physics.pmt_afterpulse_areas``'
+    choice (``fax_pulse_order``).
     """
     channels = np.asarray(channels, dtype=np.int64)
     table = detector.afterpulse_table(physics)
@@ -115,5 +118,67 @@ def afterpulses(channels, physics, rng: np.random.Generator) -> tuple[np.ndarray
                       delay_a + delay_b * rng.standard_normal(total))
     factor = positive_normal(table.amplitude_mean[channel_of, type_of], table.amplitude_rms[channel_of, type_of],
                              total, rng)
-    areas = detector.gains(physics.period)[channel_of] * factor
-    return parent, delays, areas
+    return parent, delays, pe_areas_electrons(channel_of, physics, rng) * factor
+
+
+def fax_pulse_order(event, channel, time_ns, copies, pe_area, ap_parent, ap_delay_ns, ap_area) -> None:
+    """Re-pair areas with pulses as fax does, in place (docs/physics.md, "PMT response and digitiser").
+
+    fax lists a channel's areas in the order it draws them (photoelectrons, then afterpulses) and
+    gives the i-th of them to the i-th pulse in time. As single-PE areas are interchangeable, the
+    effect is that the afterpulse areas (up to ~13 PE for ion afterpulses) land on the latest
+    pulses of each (event, channel), mostly late photo-ionisation light, instead of on the
+    afterpulses. Arguments as ``digitizer.photoelectron_deposits``: photons, then double-PE copies
+    (``copies`` are photon indices), then afterpulses whose parents index photons followed by copies.
+    """
+    _fax_pulse_order(np.asarray(event, dtype=np.int64), np.asarray(channel, dtype=np.int64),
+                     np.asarray(time_ns, dtype=float), np.asarray(copies, dtype=np.int64), pe_area,
+                     np.asarray(ap_parent, dtype=np.int64), np.asarray(ap_delay_ns, dtype=float), ap_area,
+                     detector.N_TPC_CHANNELS)
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _fax_pulse_order(event, channel, time_ns, copies, pe_area, ap_parent, ap_delay, ap_area, n_channels):
+    n_photons, n_pe = len(event), len(event) + len(copies)
+    total = n_pe + len(ap_parent)
+    photon = np.empty(total, dtype=np.int64)  # the photon whose event, channel and time a pulse has
+    for j in range(total):
+        if j < n_photons:
+            photon[j] = j
+        elif j < n_pe:
+            photon[j] = copies[j - n_photons]
+        else:
+            q = ap_parent[j - n_pe]
+            photon[j] = q if q < n_photons else copies[q - n_photons]
+    n_groups = (event.max() + 1) * n_channels if n_photons else 0
+    first = np.zeros(n_groups + 1, dtype=np.int64)
+    for j in range(total):
+        p = photon[j]
+        first[event[p] * n_channels + channel[p] + 1] += 1
+    for g in range(n_groups):
+        first[g + 1] += first[g]
+    cursor = first[:-1].copy()
+    by_group = np.empty(total, dtype=np.int64)  # generation order within each group (stable)
+    for j in range(total):
+        p = photon[j]
+        g = event[p] * n_channels + channel[p]
+        by_group[cursor[g]] = j
+        cursor[g] += 1
+    for g in range(n_groups):
+        lo, hi = first[g], first[g + 1]
+        if hi - lo < 2 or by_group[hi - 1] < n_pe:  # no afterpulse: nothing moves
+            continue
+        members = by_group[lo:hi]
+        times = np.empty(hi - lo)
+        areas = np.empty(hi - lo)
+        for i in range(hi - lo):
+            j = members[i]
+            times[i] = time_ns[photon[j]] + (ap_delay[j - n_pe] if j >= n_pe else 0.0)
+            areas[i] = pe_area[j] if j < n_pe else ap_area[j - n_pe]
+        slots = members[np.argsort(times, kind="mergesort")]
+        for i in range(hi - lo):
+            j = slots[i]
+            if j < n_pe:
+                pe_area[j] = areas[i]
+            else:
+                ap_area[j - n_pe] = areas[i]
