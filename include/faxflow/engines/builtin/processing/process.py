@@ -38,7 +38,7 @@ from faxflow.engines import StepCounts
 from faxflow.engines.builtin import detector
 from faxflow.engines.builtin.parameters import ProcessingParameters
 from faxflow.engines.builtin.processing.calibration import Calibration
-from faxflow.engines.builtin.processing.classification import LONE_HIT, PEAK_TYPES, S2, classify
+from faxflow.engines.builtin.processing.classification import LONE_HIT, PEAK_TYPES, S2, classify, s1_pairing_rank
 from faxflow.engines.builtin.processing.hits import Hits, find_hits
 from faxflow.engines.builtin.processing.interactions import depth_z_cm, drift_time_ns, find_interactions
 from faxflow.engines.builtin.processing.peak_properties import N_SCALARS, property_arrays, property_columns
@@ -182,7 +182,7 @@ def _process_chunk(raw: RawData, calibration: Calibration,
     _add_positions(peaks, kept_kind, event_of_peak, keep, clusters, hits, calibration, processing)
 
     pairs = find_interactions(event_bounds, kept_kind, peaks["area"], peaks["tight_coincidence"],
-                              peaks["index_of_maximum"], processing)
+                              peaks["index_of_maximum"], processing, s1_pairing_rank(peaks, processing))
     events = {
         "event_number": np.asarray(raw.event_number, dtype=np.int64),
         "event_duration_ns": (raw.event_length_samples * dt).astype(np.int64),
