@@ -29,8 +29,10 @@ seeded bootstrap, so a report is reproducible.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Optional
 
 import numpy as np
@@ -159,17 +161,24 @@ def prompt_sigma_from_rise_time(events: pd.DataFrame, settings: dict, s2_yield: 
 
     The response is drawn for the median S2 (in detected photons: area over 1 + double-PE probability)
     and smoothed by a quadratic in log σ of rise time / σ; rise times outside it give NaN."""
-    from faxflow.engines.builtin.width_response import rise_time_response
-
     rise = events["s2_rise_time"].to_numpy(float)
     area = events["s2"].to_numpy(float)
     if not s2_yield or not np.isfinite(area).any():
         return np.full(len(rise), np.nan)
     photons = int(np.nanmedian(area) / (1 + settings["physics"]["double_pe_probability"]))
-    response = rise_time_response(settings, max(photons, 1), s2_yield, RESPONSE_SIGMAS_NS)
+    sigmas, rises = _smoothed_response(json.dumps(settings, sort_keys=True), max(photons, 1), float(s2_yield))
+    return np.interp(rise, rises, sigmas, left=np.nan, right=np.nan)
+
+
+@lru_cache(maxsize=16)
+def _smoothed_response(settings_json: str, photons: int, s2_yield: float) -> tuple[np.ndarray, np.ndarray]:
+    """(σ, rise time) on a fine grid; cached, as the fit and the width plot of a variant both need it."""
+    from faxflow.engines.builtin.width_response import rise_time_response
+
+    response = rise_time_response(json.loads(settings_json), photons, s2_yield, RESPONSE_SIGMAS_NS)
     shape = np.polyfit(np.log(RESPONSE_SIGMAS_NS), response / RESPONSE_SIGMAS_NS, 2)
     sigmas = np.geomspace(RESPONSE_SIGMAS_NS[0], RESPONSE_SIGMAS_NS[-1], 400)
-    return np.interp(rise, sigmas * np.polyval(shape, np.log(sigmas)), sigmas, left=np.nan, right=np.nan)
+    return sigmas, sigmas * np.polyval(shape, np.log(sigmas))
 
 
 def position_columns(events: pd.DataFrame) -> tuple[str, str]:
