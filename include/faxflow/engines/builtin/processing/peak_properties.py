@@ -122,8 +122,7 @@ def _properties(order, bounds, channel, left, right, imax, area, center, sample_
             if ch < n_top and (best_top < 0 or per_channel[ch] > per_channel[best_top]):
                 best_top = ch
 
-        # hits in memory order: the sum waveform then reads the samples array sequentially
-        first, last = build_sum_waveform(np.sort(ids), left, right, sample_offset, baseline_adc, channel, samples,
+        first, last = build_sum_waveform(ids, left, right, sample_offset, baseline_adc, channel, samples,
                                          adc_to_pe, buffer)
         row[0] = first
         row[1] = last

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from faxflow.engines import StepCounts
-from faxflow.engines.builtin import detector
+from faxflow.engines.builtin import BATCH_EVENTS, detector
 from faxflow.engines.builtin.parameters import ProcessingParameters
 from faxflow.engines.builtin.processing.calibration import Calibration
 from faxflow.engines.builtin.processing.classification import LONE_HIT, PEAK_TYPES, S2, classify, s1_pairing_rank
@@ -51,7 +51,7 @@ from faxflow.errors import BadInputError
 FORMAT_VERSION = 1
 METADATA_KEY = b"faxflow.processed"
 INTERACTION_PEAKS = ("main_s1", "main_s2", "alt_s1", "alt_s2")
-CHUNK_EVENTS = 500  # bounds the memory of hits and peaks for large files
+CHUNK_EVENTS = BATCH_EVENTS  # bounds the memory of hits and peaks for large files
 # Hit finding, clustering and peak properties run on blocks of events of about this many raw
 # samples (int16), so the samples stay in the CPU cache from hit finding to the sum waveforms.
 BLOCK_SAMPLES = 1 << 18
