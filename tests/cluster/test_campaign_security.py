@@ -81,7 +81,7 @@ def test_shell_metacharacters_rejected_before_any_shell(cluster_env, what, mutat
     sb = cluster_env
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
     name = unique("inj")
-    config = base_config(name, sb, groups=1, variants=("va",))
+    config = base_config(name, sb, groups=1, variants=("va",), share_kernels=False)  # nothing on the cluster
     mutate(config)
     campaign = Campaign(config)
     with pytest.raises(ConfigError):

@@ -99,8 +99,7 @@ def prepare_variant(plan_info: dict, variant: str, cluster: dict) -> list[dict]:
     info = _selected(plan_info, variant)
     output_root = plan_info["output_root"]
     base = {"variant": variant, "backend": cluster["backend"], "force": plan_info["force"],
-            "index_digest": plan_info["manifest_digest"], "output_root": output_root,
-            "variant_dir": f"{output_root}/{info['output_dir']}"}
+            "output_root": output_root, "variant_dir": f"{output_root}/{info['output_dir']}"}
     with backends.for_cluster(cluster, plan_info) as backend:
         prepared = backend.prepare(variant, info)
     return [{**base, **group, **own} for group, own in zip(info["groups"], prepared, strict=True)]
