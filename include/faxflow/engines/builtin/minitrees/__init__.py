@@ -17,7 +17,9 @@ Extended columns not computed, and why:
   position reconstruction, only the pattern fit (``x_pax``/``x_observed``).
 
 Extended column hax does not have: ``s2_time_std``, the main S2's sum-waveform time standard deviation
-(``time_std`` of the processing's peak properties), from which the report fits the diffusion constant.
+(``time_std`` of the processing's peak properties), from which the report fits the diffusion constant
+when no delayed light is simulated (with it, from ``s2_rise_time``: docs/physics.md "Diffusion fit
+with delayed light").
 
 ``r_pos_correction`` and ``z_pos_correction`` are 0, as in pax HEAD, which does not apply the
 field-distortion correction to the interaction; the Corrections group carries the FDC-corrected
