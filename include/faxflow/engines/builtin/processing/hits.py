@@ -69,8 +69,9 @@ def _grow(array, size):
 
 
 @njit(cache=True, fastmath=True)
-def _pulse_noise(pulse, n_base, base_sum):
-    """(σ in ADC, lowest raw sample) of one pulse's samples, in one vectorisable pass.
+def _pulse_noise(pulse, n_base, base_sum, candidate_limit):
+    """(σ in ADC, lowest raw sample, first and last candidate) of one pulse's samples, in one
+    vectorisable pass; candidates are the samples with n_base·raw < ``candidate_limit``.
 
     With d = n_base·raw − Σ baseline samples (an exact integer), a sample is below the baseline iff
     d > 0 and (baseline − raw)² = d² / n_base²; the sums of d² are exact in float64, so the result
@@ -82,18 +83,27 @@ def _pulse_noise(pulse, n_base, base_sum):
     nb = np.int32(n_base)
     bs = np.int32(base_sum)
     zero = np.int32(0)
-    for i in range(len(pulse)):
+    limit = np.int32(candidate_limit)
+    n = len(pulse)
+    first = n
+    last = 0
+    for i in range(n):
         raw = pulse[i]
-        d = max(nb * np.int32(raw) - bs, zero)
+        scaled = nb * np.int32(raw)
+        d = max(scaled - bs, zero)
         df = np.float64(d)
         sum_sq += df * df
         n_below += np.int32(d > 0)
         lowest = min(lowest, raw)
+        candidate = scaled < limit
+        first = min(first, i if candidate else n)
+        last = max(last, i if candidate else 0)
     sigma = np.sqrt(sum_sq / n_below) / n_base if n_below > 0 else 0.0
-    return sigma, lowest
+    return sigma, lowest, first, last
 
 
 _MAX_INT32_BASELINE_SAMPLES = 1 << 14
+_INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 
 @njit(cache=True)
@@ -152,6 +162,7 @@ def _find_hits(samples, pulse_event, pulse_channel, pulse_left, pulse_length, pu
     starts = np.empty(max_length // 2 + 2, np.int64)
     stops = np.empty(max_length // 2 + 2, np.int64)
 
+    min_threshold = np.int64(min(thr_min, _INT32_MAX))
     n_hits = 0
     for p in range(n_pulses):
         length = pulse_length[p]
@@ -166,9 +177,12 @@ def _find_hits(samples, pulse_event, pulse_channel, pulse_left, pulse_length, pu
             base_sum += np.int64(pulse[i])
         base = base_sum / n_base
         if n_base <= _MAX_INT32_BASELINE_SAMPLES:
-            sigma, lowest = _pulse_noise(pulse, n_base, base_sum)
+            # the threshold is at least floor(thr_min): only samples with w > floor(thr_min) can be in a hit
+            limit = min(max(base_sum - n_base * min_threshold, _INT32_MIN), _INT32_MAX)
+            sigma, lowest, first_candidate, last_candidate = _pulse_noise(pulse, n_base, base_sum, limit)
         else:
             sigma, lowest = _pulse_noise_wide(pulse, n_base, base_sum)
+            first_candidate, last_candidate = 0, length - 1
         threshold = float(int(max(thr_sigma * sigma, thr_min)))
         if not base - lowest > threshold:
             continue
@@ -179,15 +193,15 @@ def _find_hits(samples, pulse_event, pulse_channel, pulse_left, pulse_length, pu
         n_starts = 0
         n_runs = 0
         inside = False
-        for j in range(length):
+        for j in range(first_candidate, last_candidate + 1):
             above = pulse[j] <= cut
             starts[n_starts] = j
             n_starts += above and not inside
             stops[n_runs] = j - 1
             n_runs += inside and not above
             inside = above
-        if inside:
-            stops[n_runs] = length - 1
+        if inside:  # the sample after the last candidate is below threshold
+            stops[n_runs] = last_candidate
             n_runs += 1
         if n_hits + n_runs > len(area):
             size = n_hits + n_runs
