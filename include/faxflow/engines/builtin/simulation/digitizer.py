@@ -427,20 +427,19 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
         block = 0
         while block < width:
             block_stop = min(block + _SCAN_BLOCK, width)
-            lowest = MAX_ADC
             candidates = raw[block:block_stop]
-            for s in range(block_stop - block):
-                lowest = min(lowest, candidates[s])
-            if lowest < level:
+            n_block = block_stop - block
+            first = n_block
+            last = 0
+            for s in range(n_block):  # first and last crossing in one vectorisable pass
+                below = candidates[s] < level
+                first = min(first, s if below else n_block)
+                last = max(last, s if below else 0)
+            if first < n_block:
                 # All crossings of one block overlap (block <= 2 x padding + 1): only its first
                 # and last crossing matter.
-                crossing = block
-                while raw[crossing] >= level:
-                    crossing += 1
-                last_crossing = block_stop - 1
-                if one_window_per_block:
-                    while raw[last_crossing] >= level:
-                        last_crossing -= 1
+                crossing = block + first
+                last_crossing = block + last if one_window_per_block else block_stop - 1
                 while crossing <= last_crossing:
                     if raw[crossing] < level:
                         lo = max(crossing - padding, 0)
