@@ -144,6 +144,20 @@ def test_small_peaks_before_the_first_large_s2_are_s1s():
     assert list(classify(props, off, event)) == [S2, S2, UNKNOWN, S2] * 2
 
 
+def test_narrow_s1s_rising_slowly_before_the_first_s2_escape_the_large_area_veto():
+    # before the S2: a 14 PE S1 whose rise a late hit stretched (narrow core, top fraction 0.41) and
+    # a single electron as narrow but top-heavy (0.59, 1.8 sigma above 0.36)
+    props = peak_properties(area=[14.0, 15.0, 900.0], area_fraction_top=[0.41, 0.59, 0.63],
+                            range_area_decile_5=[120, 113, 900], range_area_decile_9=[690, 400, 2000],
+                            area_decile_from_midpoint_1=[-207, -148, -600], tight_coincidence=[8, 5, 50],
+                            n_contributing_channels=[11, 9, 150])
+    props["left"] = np.array([100, 200, 5000])
+    event = np.zeros(3, dtype=np.int64)
+    assert list(classify(props, PROCESSING, event)) == [S1, S2, S2]
+    strict = PROCESSING.model_copy(update={"s1_before_s2_top_sigma": -1e9})
+    assert list(classify(props, strict, event)) == [S2, S2, S2]
+
+
 def test_empty_and_noise_only_events_are_kept():
     result = run([[], [(LIVE[0], 100, 0)]], length_samples=800)
     assert list(result.events["event_number"]) == [0, 1]

@@ -57,17 +57,16 @@ def test_s1s_without_bottom_light_or_with_a_slow_rise_are_paired_last():
     tight = np.array([1, 2, 7, 40])
     imax = np.array([10, 20, 30, 400])
     bounds = np.array([0, 4])
-    rank = s1_pairing_rank(properties, PROCESSING)
-    assert rank.tolist()[:3] == [1, 2, 1]
-    ranked = find_interactions(bounds, kind, properties["area"], tight, imax, PROCESSING, rank)
-    assert ranked["main_s1"][0] == 2  # slow single electron beats the slow true S1 on coincidence
-    fast_s1 = dict(properties, area_decile_from_midpoint_1=np.array([-60.0, -12.0, -198.0, -1000.0]))
-    ranked = find_interactions(bounds, kind, properties["area"], tight, imax, PROCESSING,
-                               s1_pairing_rank(fast_s1, PROCESSING))
-    assert ranked["main_s1"][0] == 0
-    pax = ProcessingParameters.for_period("SR1", s1_rank_by_shape=False)
-    assert find_interactions(bounds, kind, properties["area"], tight, imax, pax,
-                             s1_pairing_rank(fast_s1, pax))["main_s1"][0] == 2
+
+    def main_s1(props, processing=PROCESSING):
+        rank = s1_pairing_rank(props, processing)
+        return find_interactions(bounds, kind, props["area"], tight, imax, processing, rank)["main_s1"][0]
+
+    assert s1_pairing_rank(properties, PROCESSING).tolist()[:3] == [0, 2, 1]
+    assert main_s1(properties) == 0
+    fast_electron = dict(properties, area_decile_from_midpoint_1=np.array([-118.0, -12.0, -100.0, -1000.0]))
+    assert main_s1(fast_electron) == 2  # equal rank: tight coincidence decides
+    assert main_s1(properties, ProcessingParameters.for_period("SR1", s1_rank_by_shape=False)) == 2  # pax
 
 
 def test_z_from_drift_time():

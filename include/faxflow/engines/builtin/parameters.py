@@ -144,6 +144,8 @@ class ProcessingParameters(BaseModel):
         "ranking by tight coincidence and area alone)")
     s1_rank_max_top_fraction: float = Field(
         0.95, gt=0, le=1, description="an S1 with at least this area fraction top has no bottom light")
+    s1_rank_slow_rise_time_ns: float = Field(
+        150.0, gt=0, description="an S1 rising (t50 - t10) at least this slowly is slow")
     s1_large_area_pe: float = Field(
         12.0, ge=0, description="S1s this large must rise faster than s1_large_max_rise_time_ns")
     s1_large_max_rise_time_ns: float = Field(80.0, gt=0)
@@ -153,6 +155,10 @@ class ProcessingParameters(BaseModel):
         400.0, ge=0, description="before the first S2, a small coincident peak with a 50 % width below this "
         "and a rise below s1_before_s2_max_rise_time_ns is an S1 (0: off)")
     s1_before_s2_max_rise_time_ns: float = Field(600.0, ge=0)
+    s1_before_s2_top_sigma: float = Field(
+        1.5, description="before the first S2, a 12-30 PE peak with a narrow core (50 % width below "
+        "s1_relaxed_max_width_50p_ns) is S1-sized if its top area is less than this many sigma above "
+        "s1_max_top_fraction")
     s1_before_s2_max_width_90p_ns: float = Field(
         250.0, ge=0, description="before the first S2, 2 channels within this 90 % width are coincident")
     tight_coincidence_window_ns: float = Field(50.0, ge=0)

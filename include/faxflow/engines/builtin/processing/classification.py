@@ -16,7 +16,9 @@ S2s out of the S1s and recover S1s broadened by a lone hit or an afterpulse (doc
   rules above, area ≥ ``s2_pairing_threshold_pe``) is an S1, whatever the vetoes say, if it is
   coincident (as above, or 2 channels within a 90 % width below ``s1_before_s2_max_width_90p_ns``),
   below ``s1_large_area_pe`` (or below ``s1_relaxed_max_area_pe`` with a top fraction at most
-  ``s1_max_top_fraction`` or a rise below ``s1_large_max_rise_time_ns``), with a 50 % width below
+  ``s1_max_top_fraction``, a rise below ``s1_large_max_rise_time_ns``, or a 50 % width below
+  ``s1_relaxed_max_width_50p_ns`` with a top area less than ``s1_before_s2_top_sigma`` above
+  ``s1_max_top_fraction``), with a 50 % width below
   ``s1_before_s2_max_width_50p_ns`` and a rise below ``s1_before_s2_max_rise_time_ns``:
   photo-ionisation electrons and afterpulse clusters follow an S2, so before the first one a small
   coincident peak is an S1 far more often than a single electron (docs/physics.md, "Classification").
@@ -55,7 +57,8 @@ def classify(properties: dict[str, np.ndarray], processing: ProcessingParameters
     if event is not None and len(area):
         early = _before_first_large_s2(event, properties["left"], (kind == S2) & (area >= p.s2_pairing_threshold_pe))
         s1_sized = (area < p.s1_large_area_pe) | ((area < p.s1_relaxed_max_area_pe) & (
-            (top_excess <= 0) | (rise < p.s1_large_max_rise_time_ns)))
+            (top_excess <= 0) | (rise < p.s1_large_max_rise_time_ns)
+            | ((width_50p < p.s1_relaxed_max_width_50p_ns) & (top_excess < p.s1_before_s2_top_sigma))))
         early_shape = (width_50p < p.s1_before_s2_max_width_50p_ns) & (rise < p.s1_before_s2_max_rise_time_ns)
         early_coincident = coincident | ((n_channels >= 2) & (width_90p < p.s1_before_s2_max_width_90p_ns))
         kind = np.where(early & s1_sized & early_shape & early_coincident, S1, kind)
@@ -67,13 +70,13 @@ def s1_pairing_rank(properties: dict[str, np.ndarray], processing: ProcessingPar
 
     +2 with no light on the bottom array (area fraction top ≥ ``s1_rank_max_top_fraction``; the
     bottom array sees most of an S1, while two lone hits on the top array fake a tight
-    coincidence), +1 with a slow rise (≥ ``s1_max_rise_time_ns``, single electrons accepted
-    before the first S2). See docs/physics.md, "Classification".
+    coincidence), +1 with a slow rise (≥ ``s1_rank_slow_rise_time_ns``, like the single electrons
+    accepted before the first S2). See docs/physics.md, "Classification".
     """
     if not processing.s1_rank_by_shape:
         return np.zeros(len(properties["area"]), dtype=np.int64)
     no_bottom_light = np.nan_to_num(properties["area_fraction_top"]) >= processing.s1_rank_max_top_fraction
-    slow = -properties["area_decile_from_midpoint_1"] >= processing.s1_max_rise_time_ns
+    slow = -properties["area_decile_from_midpoint_1"] >= processing.s1_rank_slow_rise_time_ns
     return 2 * no_bottom_light.astype(np.int64) + slow.astype(np.int64)
 
 
