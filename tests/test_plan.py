@@ -31,6 +31,21 @@ def test_productions_groups_and_ids():
     assert all(name.startswith("ff_camp_") and name.replace("_", "").replace("-", "").isalnum() for name in names)
 
 
+def test_productions_are_made_when_read_and_read_alike_every_way():
+    from faxflow.plan import production_seed
+
+    plan = plan_of({**BASE, "number_job": 5000})
+    variant = plan.variant("a")
+    productions = variant.productions
+    every = list(productions)  # iterated in chunks
+    assert len(every) == len(productions) == 5000 and every == productions[:] == productions
+    assert productions[4095:4098] == every[4095:4098] and productions[-1] == every[-1] and productions[::1000] == \
+        every[::1000]
+    assert [p.index for p in every] == list(range(5000)) and {p.n_events for p in every} == {10}
+    assert all(p.seed == production_seed(plan.campaign, variant.sim_key, p.index, plan.seed) for p in every[::97])
+    assert plan.totals()["events"] == 2 * 5000 * 10
+
+
 def test_same_config_same_plan_and_seeds():
     first, second = plan_of(), plan_of()
     assert first.to_dict() == second.to_dict()
@@ -127,3 +142,12 @@ def test_relative_output_root_is_made_absolute(tmp_path, monkeypatch):
     digest = __import__("hashlib").sha256(index.read_bytes()).hexdigest()
     assert main(["check-manifest", str(index), "--digest", digest]) == 0
     assert __import__("json").loads(index.read_text())["output_root"] == str(tmp_path / "out")
+
+
+@pytest.mark.parametrize("id_format", ["{name}\n{index}", "{name}{index:070d}", "-{index}", "{name} {index}"])
+def test_unsafe_production_ids_are_refused_naming_one(id_format):
+    from faxflow.plan import expand_productions
+
+    settings = {"production_id_format": id_format, "number_event_per_job": 1}
+    with pytest.raises(BadInputError, match="is not a safe name"):
+        expand_productions("camp", "a", settings, "0" * 12, 0, range(3))

@@ -97,7 +97,7 @@ def write_manifest(plan: Plan, directory) -> ManifestFiles:
     try:
         (staging / "groups").mkdir(mode=0o700)
         variants = {variant.name: variant for variant in plan.variants}
-        positions = {name: {p.id: i for i, p in enumerate(v.productions)} for name, v in variants.items()}
+        positions = {name: {pid: i for i, pid in enumerate(v.productions.ids)} for name, v in variants.items()}
         entries = {name: _variant_entry(variant) for name, variant in variants.items()}
         # The header and each variant are encoded once and spliced into every slice of theirs.
         opening = _encode({"kind": "slice", **header})[:-1]

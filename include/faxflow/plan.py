@@ -12,7 +12,9 @@ The plan is frozen into a verified manifest by :mod:`faxflow.manifest`.
 
 import hashlib
 import json
+import re
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -52,6 +54,48 @@ class Production(NamedTuple):
         return f"p{self.index:07d}"
 
 
+class Productions(Sequence):
+    """A variant's productions, made when read: a plan holds ids for all of them (checked when
+    planning) but seeds and :class:`Production` tuples only for what a caller reads (a slice, a group)."""
+
+    _CHUNK = 4096
+
+    def __init__(self, campaign: str, simulation_key: str, base_seed: int, ids: list[str], indices: range,
+                 n_events: int):
+        self._seed_of = (campaign, simulation_key, base_seed)
+        self.ids, self._indices, self._n_events = ids, indices, n_events
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _make(self, positions: range) -> list[Production]:
+        indices = self._indices[positions.start:positions.stop]
+        campaign, key, base_seed = self._seed_of
+        seeds = production_seeds(campaign, key, indices, base_seed)
+        return list(map(Production._make, zip(self.ids[positions.start:positions.stop], indices, seeds,
+                                              [self._n_events] * len(indices))))
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            positions = range(len(self))[key]
+            if positions.step != 1:
+                return [self[i] for i in positions]
+            return self._make(positions)
+        position = range(len(self))[key]
+        return self._make(range(position, position + 1))[0]
+
+    def __iter__(self) -> Iterator[Production]:
+        for start in range(0, len(self), self._CHUNK):
+            yield from self._make(range(start, min(start + self._CHUNK, len(self))))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    @property
+    def events(self) -> int:
+        return self._n_events * len(self)
+
+
 class Group(BaseModel):
     """One Slurm job (or one local worker task): productions run one after another."""
 
@@ -69,7 +113,8 @@ class PlannedVariant(BaseModel):
     settings: dict
     output_dir: str
     sim_dir: str
-    productions: list[Production]
+    productions: Productions
+    model_config = {"arbitrary_types_allowed": True}
     group_indices: list[int]
 
 
@@ -87,7 +132,9 @@ class Plan(BaseModel):
     groups: list[Group]
 
     def to_dict(self) -> dict:
-        return self.model_dump(mode="json")
+        variants = [{**variant.model_dump(mode="json", exclude={"productions"}),
+                     "productions": [p.to_dict() for p in variant.productions]} for variant in self.variants]
+        return {**self.model_dump(mode="json", exclude={"variants"}), "variants": variants}
 
     def variant(self, name: str) -> PlannedVariant:
         for variant in self.variants:
@@ -104,9 +151,8 @@ class Plan(BaseModel):
 
     def totals(self) -> dict:
         productions = sum(len(v.productions) for v in self.variants)
-        events = sum(p.n_events for v in self.variants for p in v.productions)
-        cpu_seconds = sum(p.n_events / EVENTS_PER_CPU_SECOND[v.settings["engine"]]
-                          for v in self.variants for p in v.productions)
+        events = sum(v.productions.events for v in self.variants)
+        cpu_seconds = sum(v.productions.events / EVENTS_PER_CPU_SECOND[v.settings["engine"]] for v in self.variants)
         return {"variants": len(self.variants), "productions": productions, "events": events,
                 "groups": len(self.groups), "cpu_hours": cpu_seconds / 3600}
 
@@ -157,22 +203,23 @@ def seed_salt(seed_policy: str, run_id: str) -> str:
 
 
 def expand_productions(campaign: str, variant: str, settings: dict, simulation_key: str, base_seed: int,
-                       indices: range) -> list[Production]:
+                       indices: range) -> Productions:
     """The productions ``indices`` of one variant; refuses ids that are unsafe or collide."""
     id_format = settings["production_id_format"]
-    events = settings["number_event_per_job"]
     ids = [id_format.format(name=variant, index=index) for index in indices]
-    seeds = production_seeds(campaign, simulation_key, indices, base_seed)
-    productions = list(map(Production._make, zip(ids, indices, seeds, [events] * len(ids))))
     if len(set(ids)) < len(ids):
         colliding = [pid for pid, count in Counter(ids).items() if count > 1]
         raise BadInputError(f"variant {variant}: production_id_format {id_format!r} gives the same id to several "
                             f"productions ({', '.join(colliding[:5])}{' …' if len(colliding) > 5 else ''}); "
                             "use {index} without truncation")
-    unsafe = next((pid for pid in ids if not SAFE_NAME.match(pid)), None)
-    if unsafe is not None:
+    joined = "\n".join(ids) + "\n"
+    if not (_ALL_SAFE.fullmatch(joined) and joined.count("\n") == len(ids)):  # one pass; the loop names the culprit
+        unsafe = next(pid for pid in ids if not SAFE_NAME.match(pid) or "\n" in pid)
         raise BadInputError(f"variant {variant}: production id {unsafe!r} is not a safe name ({SAFE_NAME_HELP})")
-    return productions
+    return Productions(campaign, simulation_key, base_seed, ids, indices, settings["number_event_per_job"])
+
+
+_ALL_SAFE = re.compile(f"(?:{SAFE_NAME.pattern.removeprefix('^').removesuffix('$')}\n)*")
 
 
 def make_plan(campaign: Campaign, *, run_id: str = "manual", output_root: Optional[str] = None,
@@ -202,7 +249,7 @@ def make_plan(campaign: Campaign, *, run_id: str = "manual", output_root: Option
             index = len(groups)
             groups.append(Group.model_construct(
                 index=index, variant=variant.name, number=number,
-                production_ids=[p.id for p in productions[start:start + per_job]],
+                production_ids=productions.ids[start:start + per_job],
                 job_name=job_name(campaign.name, run_id, variant.name, number)))
             indices.append(index)
         planned.append(PlannedVariant.model_construct(
@@ -248,7 +295,7 @@ def format_dry_run(plan: Plan) -> str:
     """A table of what the plan would run, with the CPU time at the engines' measured throughput."""
     rows = [("variant", "key", "productions", "events", "groups", "est. CPU time")]
     for variant in plan.variants:
-        events = sum(p.n_events for p in variant.productions)
+        events = variant.productions.events
         rate = EVENTS_PER_CPU_SECOND[variant.settings["engine"]]
         rows.append((variant.name, variant.key, str(len(variant.productions)), str(events),
                      str(len(variant.group_indices)), format_duration(events / rate)))
