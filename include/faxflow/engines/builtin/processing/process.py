@@ -249,6 +249,7 @@ def process_batches(batches: Iterable[RawData], processed_out: Path, processing:
     if not parts:
         raise ValueError("process_batches needs at least one batch (an empty one for no events)")
     events, peaks = _joined(parts)
+    parts.clear()  # the batches' columns are copied into the joined ones: free them before the table is built
     _write_columns(Path(processed_out), events, peaks, sample_duration_ns, processing)
     return StepCounts(events_in=n_events, events_out=len(events["event_number"]))
 
