@@ -19,14 +19,14 @@ CALIBRATION = Calibration.of(PROCESSING)
 def test_pattern_fit_recovers_positions_across_the_tpc():
     rng = np.random.default_rng(5)
     truth = np.array([[0.0, 0.0], [12.3, -7.7], [-30.0, 20.0], [0.0, 45.0], [-38.0, -5.0]])
-    expected = lightmaps.s2_top_pattern(truth[:, 0], truth[:, 1], PHYSICS.s2_pattern_height_cm) * 1500
-    x, y, gof = pattern_fit(rng.poisson(expected).astype(float), PHYSICS.s2_pattern_height_cm)
+    expected = lightmaps.s2_top_pattern(truth[:, 0], truth[:, 1], PHYSICS.s2_pattern_height_cm, "SR1") * 1500
+    x, y, gof = pattern_fit(rng.poisson(expected).astype(float), PHYSICS.s2_pattern_height_cm, "SR1")
     assert np.hypot(x - truth[:, 0], y - truth[:, 1]).max() < 1.0
     assert np.all(gof > 0) and np.all(gof < 400)  # ~ chi2 with ~110 dof
 
 
 def test_pattern_fit_without_top_light_is_nan():
-    x, y, gof = pattern_fit(np.zeros((1, 127)), PHYSICS.s2_pattern_height_cm)
+    x, y, gof = pattern_fit(np.zeros((1, 127)), PHYSICS.s2_pattern_height_cm, "SR1")
     assert np.isnan(x[0]) and np.isnan(y[0]) and np.isnan(gof[0])
 
 

@@ -15,6 +15,9 @@ def test_channel_sets():
     assert len(detector.DEAD_CHANNELS) == 36
     live = detector.live_mask()
     assert live[detector.TOP_CHANNELS].sum() == 112 and live[detector.BOTTOM_CHANNELS].sum() == 100
+    assert np.flatnonzero(~live).tolist() == detector.DEAD_CHANNELS.tolist()
+    sr0 = detector.live_mask("SR0")  # SR0_parameters.ini's zeros: 51 dead, 2 and 190 live
+    assert np.flatnonzero(sr0 & ~live).tolist() == [2, 190] and np.flatnonzero(live & ~sr0).tolist() == [51]
     assert detector.is_top([0, 126]).all() and not detector.is_top([127, 247]).any()
 
 
@@ -35,13 +38,14 @@ def test_pmt_positions_follow_the_array_geometry():
 def test_gains_are_paxs_per_channel_tables():
     # values of pax/config/SR1_parameters.ini and SR0_parameters.ini [DEFAULT] gains
     sr1, sr0 = detector.gains("SR1"), detector.gains("SR0")
-    live = detector.live_mask()
-    assert (sr1[~live] == 0).all() and (sr0[~live] == 0).all() and (sr1[live] > 0).all() and (sr0[live] > 0).all()
+    live, live_sr0 = detector.live_mask(), detector.live_mask("SR0")
+    assert (sr1[~live] == 0).all() and (sr1[live] > 0).all()
+    assert (sr0[~live_sr0] == 0).all() and (sr0[live_sr0] > 0).all()
     assert sr1[[0, 3, 4, 6, 247]].tolist() == [2432700.0, 2118231.0, 3913679.2, 4783011.4, sr1[247]]
-    assert sr0[0] == 2454700.0
-    assert sr0[51] == sr1[51]  # dead in SR0 only: keeps its SR1 gain on the SR1 channel set
+    assert sr0[0] == 2454700.0 and sr0[51] == 0 and sr0[2] > 0
     assert sr1[live].mean() == pytest.approx(3.084e6, rel=1e-3)
-    assert np.corrcoef(sr1[live], sr0[live])[0, 1] > 0.5
+    both = live & live_sr0
+    assert np.corrcoef(sr1[both], sr0[both])[0, 1] > 0.5
     assert (detector.gains() == sr1).all()
 
 
@@ -89,10 +93,12 @@ def test_field_distortion_matches_reference_values():
 
 
 def test_s2_top_pattern_is_normalised_peaked_and_avoids_dead_pmts():
-    pattern = lightmaps.s2_top_pattern([0.0, 20.0], [0.0, -5.0], PHYSICS.s2_pattern_height_cm)
+    pattern = lightmaps.s2_top_pattern([0.0, 20.0], [0.0, -5.0], PHYSICS.s2_pattern_height_cm, "SR1")
     np.testing.assert_allclose(pattern.sum(axis=1), 1)
     assert np.argmax(pattern[0]) == 126
     assert (pattern[:, detector.DEAD_CHANNELS[detector.DEAD_CHANNELS < 127]] == 0).all()
+    sr0 = lightmaps.s2_top_pattern([0.0], [0.0], PHYSICS.s2_pattern_height_cm, "SR0")[0]
+    assert sr0[51] == 0 and sr0[2] > 0
 
 
 @pytest.mark.parametrize("rates, message", [([[300, 5.0]], "channel must be 0-247"), ([[1, -5]], "rate >= 0 Hz"),

@@ -119,7 +119,7 @@ def test_luminescence_timing():
 
 
 def test_light_never_reaches_dead_pmts():
-    channels = light_sharing.s1_photon_channels(np.full(50_000, 0.5), rng())
+    channels = light_sharing.s1_photon_channels(np.full(50_000, 0.5), "SR1", rng())
     assert not np.isin(channels, detector.DEAD_CHANNELS).any()
     source_x = np.array([0.0, 30.0, -40.0])
     channels = light_sharing.s2_photon_channels(np.arange(60_000) % 3, source_x, np.zeros(3), PHYSICS, rng())
@@ -132,7 +132,7 @@ def test_s2_top_light_follows_the_pattern():
     channels = light_sharing.s2_photon_channels(source, np.array([15.0]), np.array([-10.0]), PHYSICS, rng())
     top = channels[detector.is_top(channels)]
     observed = np.bincount(top, minlength=127) / len(top)
-    expected = lightmaps.s2_top_pattern(15.0, -10.0, PHYSICS.s2_pattern_height_cm)[0]
+    expected = lightmaps.s2_top_pattern(15.0, -10.0, PHYSICS.s2_pattern_height_cm, PHYSICS.period)[0]
     np.testing.assert_allclose(observed, expected, atol=0.004)
 
 

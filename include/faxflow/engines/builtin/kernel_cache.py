@@ -31,6 +31,7 @@ ENV_VAR = "FAXFLOW_KERNEL_CACHE"
 KERNEL_MODULES = (
     "faxflow.engines.builtin.simulation.digitizer",
     "faxflow.engines.builtin.simulation.light_sharing",
+    "faxflow.engines.builtin.simulation.pmt",
     "faxflow.engines.builtin.processing.hits",
     "faxflow.engines.builtin.processing.interactions",
     "faxflow.engines.builtin.processing.peak_properties",

@@ -7,8 +7,9 @@ Everything here is deterministic, so simulation and processing always agree on t
 * Bottom-array numbering: lattice rows of constant second lattice coordinate (along the 22.5°
   lattice vector), rows from lowest to highest, within a row by increasing first coordinate.
   This ordering is point-symmetric, so the centre PMT is channel 187 as in pax.
-* Gains: pax's SR1 or SR0 per-channel gains (``SR1_parameters.ini``/``SR0_parameters.ini``). The
-  dead channels are SR1's for both periods; the one SR0-dead channel live in SR1 keeps its SR1 gain.
+* Gains: pax's SR1 or SR0 per-channel gains (``SR1_parameters.ini``/``SR0_parameters.ini``); a
+  channel is dead in a period where its gain is 0 (SR1: ``DEAD_CHANNELS``; SR0: channel 51 dead,
+  2 and 190 live).
 * ZLE thresholds: pax's per-channel ``[ZLE] special_thresholds`` (``physics.zle_thresholds``
   ``"pax_per_channel"``), or ``physics.zle_threshold_adc`` on every channel (``"uniform"``).
 * Afterpulses: the 16 types of ``pmt_afterpulses/sr1_run16347.ini`` with pax's per-PMT
@@ -27,6 +28,7 @@ import numpy as np
 N_TPC_CHANNELS = 248
 TOP_CHANNELS = np.arange(127)
 BOTTOM_CHANNELS = np.arange(127, 248)
+# SR1's dead channels (SR0's: ~live_mask("SR0"))
 DEAD_CHANNELS = np.array([1, 2, 12, 26, 27, 34, 62, 65, 73, 79, 86, 88, 91, 102, 118, 130, 134, 135, 137,
                           139, 148, 150, 152, 162, 167, 178, 183, 190, 198, 203, 206, 213, 214, 234, 239,
                           244])
@@ -49,12 +51,10 @@ def is_top(channels) -> np.ndarray:
     return np.asarray(channels) < len(TOP_CHANNELS)
 
 
-@lru_cache(maxsize=1)
-def live_mask() -> np.ndarray:
-    """bool[248]: True for channels with a non-zero gain (212 live)."""
-    mask = np.ones(N_TPC_CHANNELS, dtype=bool)
-    mask[DEAD_CHANNELS] = False
-    return _read_only(mask)
+@lru_cache(maxsize=2)
+def live_mask(period: str = "SR1") -> np.ndarray:
+    """bool[248]: True for channels with a non-zero gain in the period (212 live in SR1, 213 in SR0)."""
+    return _read_only(np.asarray(pax_tables()["gains_electrons_per_pe"][period], dtype=float) > 0)
 
 
 @lru_cache(maxsize=1)
@@ -95,10 +95,7 @@ def pax_tables() -> dict:
 @lru_cache(maxsize=2)
 def gains(period: str = "SR1") -> np.ndarray:
     """float64[248]: PMT gain in electrons per PE for the period; 0 for dead channels."""
-    tables = pax_tables()["gains_electrons_per_pe"]
-    table = np.asarray(tables[period], dtype=float)
-    table = np.where(table > 0, table, np.asarray(tables["SR1"], dtype=float))
-    return _read_only(np.where(live_mask(), table, 0.0))
+    return _read_only(np.asarray(pax_tables()["gains_electrons_per_pe"][period], dtype=float))
 
 
 def electrons_per_adc_sample(physics) -> float:
@@ -145,11 +142,11 @@ class AfterpulseTable:
     amplitude_rms: np.ndarray
 
 
-@lru_cache(maxsize=2)
-def _afterpulse_table(model: str) -> AfterpulseTable:
+@lru_cache(maxsize=4)
+def _afterpulse_table(model: str, period: str) -> AfterpulseTable:
     table = pax_tables()["afterpulses"]
     assert table["types"] == [t.name for t in AFTERPULSE_TYPES]
-    live = live_mask()
+    live = live_mask(period)
     columns = {}
     for key in ("probability", "delay_a_ns", "delay_b_ns", "amplitude_mean", "amplitude_rms"):
         values = np.asarray(table[key], dtype=float)
@@ -162,7 +159,7 @@ def _afterpulse_table(model: str) -> AfterpulseTable:
 
 def afterpulse_table(physics) -> AfterpulseTable:
     """The afterpulse table selected by ``physics.pmt_afterpulse_table``, probabilities unscaled."""
-    return _afterpulse_table(physics.pmt_afterpulse_table)
+    return _afterpulse_table(physics.pmt_afterpulse_table, physics.period)
 
 
 def afterpulse_probabilities(physics) -> np.ndarray:

@@ -107,17 +107,17 @@ def distortion_dr(r, z) -> np.ndarray:
     return np.maximum(np.minimum(shift, 0.0), -radius)
 
 
-def s2_top_pattern(x, y, height_cm: float) -> np.ndarray:
+def s2_top_pattern(x, y, height_cm: float, period: str) -> np.ndarray:
     """float64[n, 127]: probability that an S2 top-array photon from (x, y) hits each top PMT.
 
     Proportional to the solid-angle-like (1 + d^2/h^2)^-3/2, d = horizontal distance to the
     PMT centre, h = ``height_cm`` (``s2_pattern_height_cm`` of the physics or the calibration); 0 for
-    dead PMTs; each row sums to 1.
+    PMTs dead in ``period``; each row sums to 1.
     """
     x = np.atleast_1d(np.asarray(x, dtype=float))
     y = np.atleast_1d(np.asarray(y, dtype=float))
     pmt_xy = detector.pmt_positions()[detector.TOP_CHANNELS]
     distance_sq = (x[:, None] - pmt_xy[:, 0]) ** 2 + (y[:, None] - pmt_xy[:, 1]) ** 2
     weights = (1.0 + distance_sq / height_cm ** 2) ** -1.5
-    weights *= detector.live_mask()[detector.TOP_CHANNELS]
+    weights *= detector.live_mask(period)[detector.TOP_CHANNELS]
     return weights / weights.sum(axis=1, keepdims=True)

@@ -29,28 +29,30 @@ _PATTERN_FLOOR = 1e-300
 
 
 @lru_cache(maxsize=4)
-def _grid(pattern_height_cm: float) -> tuple[np.ndarray, np.ndarray]:
+def _grid(pattern_height_cm: float, period: str) -> tuple[np.ndarray, np.ndarray]:
     """Grid points (float[g, 2], cm) and log-pattern (float[127, g])."""
     axis = np.arange(-GRID_RADIUS_CM, GRID_RADIUS_CM + GRID_PITCH_CM / 2, GRID_PITCH_CM)
     gx, gy = np.meshgrid(axis, axis)
     inside = np.hypot(gx, gy) <= GRID_RADIUS_CM
     points = np.column_stack([gx[inside], gy[inside]])
-    log_pattern = np.log(np.maximum(lightmaps.s2_top_pattern(points[:, 0], points[:, 1], pattern_height_cm),
-                                    _PATTERN_FLOOR))
+    log_pattern = np.log(np.maximum(lightmaps.s2_top_pattern(points[:, 0], points[:, 1], pattern_height_cm,
+                                                             period), _PATTERN_FLOOR))
     return points, np.ascontiguousarray(log_pattern.T)
 
 
-def pattern_fit(top_area_pe: np.ndarray, pattern_height_cm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pattern_fit(top_area_pe: np.ndarray, pattern_height_cm: float,
+                period: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit (x, y) in cm and the Baker–Cousins goodness of fit for each row of ``top_area_pe`` (float[n, 127]).
 
-    ``pattern_height_cm`` is the calibration's S2 top-pattern model (``lightmaps.s2_top_pattern``).
+    ``pattern_height_cm`` is the calibration's S2 top-pattern model (``lightmaps.s2_top_pattern``),
+    ``period`` the calibration's gain period, whose dead PMTs the pattern leaves out.
     Dead PMTs (pattern 0, no hits) drop out of the sums. Rows without top area give NaN.
     """
     n = len(top_area_pe)
     if n == 0:
         empty = np.empty(0)
         return empty, empty.copy(), empty.copy()
-    points, log_pattern = _grid(float(pattern_height_cm))
+    points, log_pattern = _grid(float(pattern_height_cm), period)
     observed = np.asarray(top_area_pe, dtype=float)
     best = points[np.argmax(observed @ log_pattern, axis=1)].copy()
 
@@ -58,14 +60,14 @@ def pattern_fit(top_area_pe: np.ndarray, pattern_height_cm: float) -> tuple[np.n
     offsets = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=float)
     while True:
         trial = best[:, None, :] + step * offsets[None, :, :]  # [n, 9, 2]
-        score = _log_likelihood(observed, trial.reshape(-1, 2), pattern_height_cm).reshape(n, 9)
+        score = _log_likelihood(observed, trial.reshape(-1, 2), pattern_height_cm, period).reshape(n, 9)
         if step / 2 < FINAL_STEP_CM:
             break
         best = trial[np.arange(n), np.argmax(score, axis=1)]
         step /= 2
     best = best + step * _parabola_vertex(score)
 
-    expected_fraction = lightmaps.s2_top_pattern(best[:, 0], best[:, 1], pattern_height_cm)
+    expected_fraction = lightmaps.s2_top_pattern(best[:, 0], best[:, 1], pattern_height_cm, period)
     gof = _baker_cousins(observed, expected_fraction)
     no_light = observed.sum(axis=1) <= 0
     best[no_light] = np.nan
@@ -85,10 +87,11 @@ def _parabola_vertex(score: np.ndarray) -> np.ndarray:
     return vertex
 
 
-def _log_likelihood(observed: np.ndarray, xy: np.ndarray, pattern_height_cm: float) -> np.ndarray:
+def _log_likelihood(observed: np.ndarray, xy: np.ndarray, pattern_height_cm: float, period: str) -> np.ndarray:
     """Σ o_j ln p_j(x, y) for each trial position; ``xy`` holds len(observed) blocks of equal size."""
     n_per_row = len(xy) // len(observed)
-    pattern = lightmaps.s2_top_pattern(xy[:, 0], xy[:, 1], pattern_height_cm).reshape(len(observed), n_per_row, -1)
+    pattern = lightmaps.s2_top_pattern(xy[:, 0], xy[:, 1], pattern_height_cm, period)
+    pattern = pattern.reshape(len(observed), n_per_row, -1)
     return np.einsum("nj,nkj->nk", observed, np.log(np.maximum(pattern, _PATTERN_FLOOR))).ravel()
 
 

@@ -217,7 +217,7 @@ def _add_positions(peaks, kind, event_of_peak, keep, clusters, hits, calibration
     fit = s2[rank < processing.pair_n_s2s]
     top_area = top_area_per_channel(clusters.order, clusters.bounds, keep[fit], hits.channel, hits.area_pe,
                                     len(detector.TOP_CHANNELS))
-    x_fit, y_fit, gof = pattern_fit(top_area, calibration.s2_pattern_height_cm)
+    x_fit, y_fit, gof = pattern_fit(top_area, calibration.s2_pattern_height_cm, calibration.gain_period)
     n = len(area)
     for name, values in (("x_tpf", x_fit), ("y_tpf", y_fit), ("tpf_goodness_of_fit", gof)):
         column = np.full(n, np.nan)

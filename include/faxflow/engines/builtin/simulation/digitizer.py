@@ -61,16 +61,16 @@ def pulse_charge_fractions(sample_duration_ns: float) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def _noise_rms_table(median_rms_adc: float) -> np.ndarray:
+def _noise_rms_table(median_rms_adc: float, period: str) -> np.ndarray:
     rms = median_rms_adc * np.random.default_rng(5037).lognormal(0.0, 0.17, size=detector.N_TPC_CHANNELS)
-    rms[~detector.live_mask()] = 0.0
+    rms[~detector.live_mask(period)] = 0.0
     rms.setflags(write=False)
     return rms
 
 
 def noise_rms_adc(physics) -> np.ndarray:
     """float64[248]: per-channel noise RMS in ADC (median noise_rms_adc, 10-90 % spread ~ +-20 %)."""
-    return _noise_rms_table(float(physics.noise_rms_adc))
+    return _noise_rms_table(float(physics.noise_rms_adc), physics.period)
 
 
 def make_noise_bank(rng: np.random.Generator, size: int = NOISE_BANK_SIZE) -> np.ndarray:
@@ -115,7 +115,7 @@ def noise_spike_deposits(event_length_samples, physics, rng: np.random.Generator
     unless it falls inside another pulse.
     """
     lengths = np.asarray(event_length_samples, dtype=np.int64)
-    live_channels = np.flatnonzero(detector.live_mask())
+    live_channels = np.flatnonzero(detector.live_mask(physics.period))
     expected = physics.noise_pulse_rate_per_channel_hz * lengths * physics.sample_duration_ns * 1e-9
     n_spikes = rng.poisson(expected * len(live_channels))
     event = np.repeat(np.arange(len(lengths)), n_spikes)

@@ -13,16 +13,16 @@ from faxflow.engines.builtin import detector
 from faxflow.engines.builtin.detector import lightmaps
 
 
-def _live_top_and_bottom() -> tuple[np.ndarray, np.ndarray]:
-    live = detector.live_mask()
+def _live_top_and_bottom(period: str) -> tuple[np.ndarray, np.ndarray]:
+    live = detector.live_mask(period)
     top = detector.is_top(np.arange(detector.N_TPC_CHANNELS))
     return np.flatnonzero(live & top), np.flatnonzero(live & ~top)
 
 
-def s1_photon_channels(top_probability, rng: np.random.Generator) -> np.ndarray:
+def s1_photon_channels(top_probability, period: str, rng: np.random.Generator) -> np.ndarray:
     """int64 channel per S1 photon; ``top_probability`` is each photon's chance to hit the top array."""
     top_probability = np.asarray(top_probability, dtype=float)
-    live_top, live_bottom = _live_top_and_bottom()
+    live_top, live_bottom = _live_top_and_bottom(period)
     n = len(top_probability)
     goes_top = rng.random(n) < top_probability
     return np.where(goes_top, live_top[rng.integers(0, len(live_top), n)],
@@ -38,14 +38,15 @@ def s2_photon_channels(source_of_photon, source_x_cm, source_y_cm, physics,
     """
     source_of_photon = np.asarray(source_of_photon, dtype=np.int64)
     n = len(source_of_photon)
-    _, live_bottom = _live_top_and_bottom()
+    _, live_bottom = _live_top_and_bottom(physics.period)
     channels = live_bottom[rng.integers(0, len(live_bottom), n)]
     goes_top = np.flatnonzero(rng.random(n) < physics.s2_mean_area_fraction_top)
     if len(goes_top) == 0:
         return channels
     used_sources, source_index = _unique_inverse(source_of_photon[goes_top])
     pattern = lightmaps.s2_top_pattern(np.asarray(source_x_cm)[used_sources],
-                                       np.asarray(source_y_cm)[used_sources], physics.s2_pattern_height_cm)
+                                       np.asarray(source_y_cm)[used_sources], physics.s2_pattern_height_cm,
+                                       physics.period)
     # Inverse-CDF sampling of every photon's top channel. Row i of the cumulative pattern is shifted
     # by +i, the photon's uniform number u becomes i + u, and the channel is the first entry > i + u
     # (what one searchsorted over all rows, which form one increasing sequence, would return).

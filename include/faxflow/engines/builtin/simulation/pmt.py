@@ -27,7 +27,8 @@ def lone_hits(event_length_samples, physics, rng: np.random.Generator) -> tuple[
     Per listed live channel Poisson(rate x event window) of them, uniform over the whole window
     [-event_padding, window - event_padding), as pax's lone hits (docs/physics.md, "Noise").
     """
-    pairs = [(c, r) for c, r in physics.lone_hit_rates_per_channel_hz if detector.live_mask()[c] and r > 0]
+    live = detector.live_mask(physics.period)
+    pairs = [(c, r) for c, r in physics.lone_hit_rates_per_channel_hz if live[c] and r > 0]
     lengths_ns = np.asarray(event_length_samples, dtype=float) * physics.sample_duration_ns
     if not pairs or not len(lengths_ns):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)

@@ -111,7 +111,8 @@ def _s1_photons(rows, row_event, physics, rng):
     photon_row = np.repeat(np.arange(n_rows), n_detected)
     recoil = np.array([s1.RECOIL_CODES[r] for r in rows["recoil_type"]], dtype=np.int64)
     times = rows["t"].to_numpy()[photon_row] + s1.s1_emission_delays_ns(recoil[photon_row], physics, rng)
-    channels = light_sharing.s1_photon_channels(lightmaps.s1_top_fraction(x, y, z)[photon_row], rng)
+    channels = light_sharing.s1_photon_channels(lightmaps.s1_top_fraction(x, y, z)[photon_row], physics.period,
+                                                rng)
     times += pmt.transit_times_ns(len(times), physics, rng)
     truth = _peak_truth("s1", rows, n_rows, photon_row, times, channels, physics)
     truth["x"], truth["y"] = x, y
