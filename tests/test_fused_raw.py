@@ -158,6 +158,8 @@ def test_streamed_chain_holds_one_batch_and_matches_the_file_chain(engine, tmp_p
     assert (tmp_path / "streamed.parquet").read_bytes() == (tmp_path / "from_file.parquet").read_bytes()
     assert (tmp_path / "raw_b.npz").read_bytes() == (tmp_path / "raw_a.npz").read_bytes()
     assert (tmp_path / "truth_b.csv").read_bytes() == (tmp_path / "truth_a.csv").read_bytes()
+    engine.simulate_to_memory(instructions, tmp_path / "truth_c.csv", seed=11)  # the whole table written at once
+    assert (tmp_path / "truth_c.csv").read_bytes() == (tmp_path / "truth_a.csv").read_bytes()
 
 
 def test_a_stream_left_unfinished_writes_neither_truth_nor_raw(engine, instructions, tmp_path):

@@ -8,6 +8,7 @@ instruction time origin; the event window starts at -event_padding.
 
 import ctypes
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -283,7 +284,7 @@ def _pulse_tables(first_event, lengths, pulses: digitizer.ZlePulses) -> dict:
 def _truth_table(parts: list[pd.DataFrame]) -> pd.DataFrame:
     truth = (pd.concat(parts, ignore_index=True) if parts
              else pd.DataFrame({name: [] for name in TRUTH_COLUMNS}))
-    truth.index.name = "fax_truth_peak_id"
+    truth.index.name = TRUTH_INDEX
     return truth
 
 
@@ -358,20 +359,52 @@ def _csv_cells(values: np.ndarray) -> list[str] | None:
     return None
 
 
-def write_truth(path: Path, truth: pd.DataFrame) -> None:
-    """Write the truth table like fax (index label fax_truth_peak_id), with a fixed float format.
+TRUTH_INDEX = "fax_truth_peak_id"
 
-    Byte-identical to ``truth.to_csv(path, index_label=..., float_format=TRUTH_FLOAT_FORMAT)``,
-    which it falls back to for columns it does not format itself, but much faster.
-    """
-    columns = [_csv_cells(np.asarray(truth.index))] + [_csv_cells(truth[name].to_numpy())
-                                                       for name in truth.columns]
-    if any(cells is None for cells in columns) or not all(isinstance(c, str) for c in truth.columns):
-        truth.to_csv(path, index_label="fax_truth_peak_id", float_format=TRUTH_FLOAT_FORMAT)
-        return
-    lines = [",".join(["fax_truth_peak_id", *truth.columns])]
-    lines += [",".join(row) for row in zip(*columns)]
-    Path(path).write_text("\n".join(lines) + "\n")
+
+def _truth_rows(truth: pd.DataFrame) -> str:
+    """The CSV rows (no header) pandas' ``to_csv(float_format=TRUTH_FLOAT_FORMAT)`` writes for ``truth``,
+    formatted here unless a column needs pandas' own handling."""
+    columns = [_csv_cells(np.asarray(truth.index))] + [_csv_cells(truth[name].to_numpy()) for name in truth.columns]
+    if any(cells is None for cells in columns):
+        return truth.to_csv(header=False, float_format=TRUTH_FLOAT_FORMAT)
+    return "".join(",".join(row) + "\n" for row in zip(*columns))
+
+
+def _truth_header(columns) -> str:
+    return ",".join([TRUTH_INDEX, *columns]) + "\n"
+
+
+def write_truth(path: Path, truth: pd.DataFrame) -> None:
+    """Write the truth table like fax (index label fax_truth_peak_id), with a fixed float format:
+    byte-identical to ``truth.to_csv(path, index_label=TRUTH_INDEX, float_format=TRUTH_FLOAT_FORMAT)``
+    but much faster."""
+    Path(path).write_text(_truth_header(truth.columns) + _truth_rows(truth))
+
+
+class _TruthWriter:
+    """Writes the truth CSV batch by batch under a temporary name (renamed by :meth:`close`), the same
+    bytes as :func:`write_truth` of all batches' truth joined."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._partial = self.path.with_name(f".{self.path.name}.partial")
+        self._file = open(self._partial, "w")
+        self._file.write(_truth_header(TRUTH_COLUMNS))
+        self._rows = 0
+
+    def append(self, truth: pd.DataFrame) -> None:
+        truth = truth.set_axis(pd.RangeIndex(self._rows, self._rows + len(truth), name=TRUTH_INDEX))
+        self._file.write(_truth_rows(truth))
+        self._rows += len(truth)
+
+    def close(self) -> None:
+        self._file.close()
+        os.replace(self._partial, self.path)
+
+    def abort(self) -> None:
+        self._file.close()
+        self._partial.unlink(missing_ok=True)
 
 
 def simulate_file_to_memory(instructions_csv: Path, truth_out: Path, physics: PhysicsParameters, *,
@@ -397,8 +430,9 @@ class SimulationBatches:
     Iterating yields the raw data of each batch of :data:`BATCH_EVENTS` events (at least one, maybe
     empty) as it is made, so memory does not grow with the production. Each batch's samples are
     reused by the next one: consume a batch before asking for the next. With ``raw_out`` the batches
-    also stream to that raw file. The truth CSV (and the raw file) are written once the last batch
-    has been consumed; a consumer that stops early leaves neither. Iterate once.
+    also stream to that raw file. The truth CSV (and the raw file) are written batch by batch under
+    temporary names, renamed once the last batch has been consumed; a consumer that stops early
+    leaves neither. Iterate once.
     """
 
     def __init__(self, instructions_csv: Path, truth_out: Path, physics: PhysicsParameters, *,
@@ -414,30 +448,33 @@ class SimulationBatches:
         return StepCounts(events_in=self.events_in, events_out=self.events_out)
 
     def __iter__(self) -> Iterator[rawio.RawData]:
-        physics, truth_parts = self._physics, []
+        physics, n_batches, writers = self._physics, 0, []
         try:
-            writer = (rawio.RawWriter(Path(self._raw_out), physics.sample_duration_ns, physics.digitizer_baseline_adc)
-                      if self._raw_out is not None else None)
             try:
+                truth_writer = _TruthWriter(self._truth_out)
+                writers.append(truth_writer)
+                raw_writer = None if self._raw_out is None else rawio.RawWriter(
+                    Path(self._raw_out), physics.sample_duration_ns, physics.digitizer_baseline_adc)
+                writers += [raw_writer] if raw_writer else []
                 for first_event, truth, lengths, pulses in _batches(self._table, physics, reuse_samples=True,
                                                                     **self._options):
-                    truth_parts.append(truth)
                     tables = _pulse_tables(first_event, lengths, pulses)
-                    if writer is not None:
-                        with _timed("write"):
-                            writer.append(**tables)
+                    with _timed("write"):
+                        truth_writer.append(truth)
+                        if raw_writer is not None:
+                            raw_writer.append(**tables)
                     self.events_out += len(lengths)
+                    n_batches += 1
                     yield _raw_data(physics, [tables], tables.pop("samples"))
-                if not truth_parts:
+                if not n_batches:
                     yield _raw_data(physics, [], np.zeros(0, np.int16))
+                with _timed("write"):
+                    for writer in reversed(writers):  # the truth last: it marks a finished simulation
+                        writer.close()
             except BaseException:
-                if writer is not None:
+                for writer in writers:
                     writer.abort()
                 raise
-            with _timed("write"):
-                if writer is not None:
-                    writer.close()
-                write_truth(self._truth_out, _truth_table(truth_parts))
         except OSError as error:
             raise StorageError(f"cannot write simulation outputs ({self._truth_out}, "
                                f"{self._raw_out or 'no raw file'}): {error}") from error
