@@ -67,6 +67,8 @@ def test_processing_only_sweep_simulates_once_per_production(tmp_path):
     assert set(simulation["outputs"]) == {base.truth.name} and not base.raw.exists()
     processing = json.loads(loose.done_record("processing").read_text())
     assert processing["proc_key"] == plan.variant("loose").key and processing["sim_key"] == simulation["sim_key"]
+    assert processing["processed_in"] == "processing"  # simulated again in memory
+    assert json.loads(base.done_record("processing").read_text())["processed_in"] == "simulation"  # fused
     assert processing["inputs"] == {base.truth.name: simulation["outputs"][base.truth.name]}
 
     summary = json.loads(faxflow("collect", "--manifest", _index(tmp_path), "--digest", _digest(tmp_path),

@@ -7,7 +7,8 @@ staging directory, renames its outputs into place on success and then writes a d
 (:mod:`faxflow.records`). With an engine that can drop raw data the chain is fused: the simulation
 step processes each batch of events as it is simulated (and appends it to the raw file only if raw
 data is kept), so a worker holds one batch at a time, and the processing step publishes that
-result (its processing CPU time is therefore in the simulation's record). A processing step that
+result (its processing CPU time is therefore in the simulation's record, and the processing
+record says ``processed_in: simulation``). A processing step that
 finds no result of this run and no kept raw file (a resumed job, another variant) simulates again,
 batch by batch, with the recorded seed and checks that the truth comes out byte-identical
 (``docs/reliability.md``).
@@ -159,6 +160,7 @@ class ProductionRunner:
         self.echo = echo
         self._processed_by_simulation: Optional[tuple[Path, StepCounts]] = None
         self._process_while_simulating = True
+        self._processed_in = "processing"
         self._rows_dropped = 0
 
     def files(self, production: Production) -> ProductionFiles:
@@ -256,8 +258,8 @@ class ProductionRunner:
         for staged_path, final in zip(staged, outputs):
             publish(staged_path, final)
         shutil.rmtree(staging, ignore_errors=True)
-        extra = {"simulation": {"raw_kept": self.keep_raw},
-                 "instructions": {"rows_dropped": self._rows_dropped}}.get(step, {})
+        extra = {"simulation": {"raw_kept": self.keep_raw}, "instructions": {"rows_dropped": self._rows_dropped},
+                 "processing": {"processed_in": self._processed_in}}.get(step, {})
         write_json_atomic(record_path, {
             **identity, **extra, **_where(), "faxflow_version": __version__, "engine": self.engine.name,
             "inputs": file_hashes(inputs), "outputs": file_hashes(outputs),
@@ -316,6 +318,7 @@ class ProductionRunner:
             return sort_truth_file(files.truth, _count_events(files.instructions), staged[0])
         if step == "processing":
             fused, self._processed_by_simulation = self._processed_by_simulation, None
+            self._processed_in = "simulation" if fused else "processing"  # where its CPU time is recorded
             if fused is not None:
                 os.replace(fused[0], staged[0])
                 return fused[1]
