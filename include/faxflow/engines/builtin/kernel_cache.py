@@ -38,6 +38,7 @@ KERNEL_MODULES = (
     "faxflow.engines.builtin.processing.peaks",
     "faxflow.engines.builtin.processing.posrec",
     "faxflow.engines.builtin.processing.sumwaveform",
+    "faxflow.engines.builtin.radix",
 )
 WARM_UP_EVENTS = 20
 

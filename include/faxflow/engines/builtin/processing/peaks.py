@@ -34,11 +34,10 @@ from faxflow.engines.builtin.processing.sumwaveform import (
     build_sum_waveform,
     rise_time_and_width90,
 )
+from faxflow.engines.builtin.radix import RADIX_COUNTS, stable_argsort
 
 MIN_S2_LIKE_CHANNELS = 4  # pass-1 clusters with fewer channels are always kept
 NATURAL_BREAKS_MIN_GAP_NS = 10.0
-_RADIX = 256
-_INSERTION_SORT_MAX = 24
 # pax HEAD split threshold as a function of log10(area / PE)
 NATURAL_BREAKS_LOG10_AREA = np.array([0.0, 1.477, 1.903, 2.0, 2.30, 2.60, 3.30, 4.30, 5.30])
 NATURAL_BREAKS_THRESHOLD = np.array([1.0, 0.99, 0.97, 0.94, 0.82, 0.70, 0.56, 0.45, 0.45])
@@ -93,7 +92,7 @@ def _cluster(event_bounds, imax, channel, left, right, sample_offset, baseline_a
     n_ordered = 0
     rest = np.empty(n_hits, np.int64)
     radix_scratch = np.empty(n_hits, np.int64)
-    radix_counts = np.empty(_RADIX + 1, np.int64)
+    radix_counts = np.empty(RADIX_COUNTS, np.int64)
     buffer = np.empty(max(right.max() + 2, 1) if n_hits else 1)
     quantiles = np.empty(N_QUANTILES)
     stamp = np.full(n_channels, -1, np.int64)
@@ -106,7 +105,7 @@ def _cluster(event_bounds, imax, channel, left, right, sample_offset, baseline_a
         a, b = event_bounds[e], event_bounds[e + 1]
         if a == b:
             continue
-        _stable_argsort(imax[a:b], by_time[a:b], radix_scratch, radix_counts)
+        stable_argsort(imax[a:b], by_time[a:b], radix_scratch, radix_counts)
         by_time[a:b] += a
         first_cluster = n_peaks
         n_rest = 0
@@ -159,43 +158,6 @@ def _cluster(event_bounds, imax, channel, left, right, sample_offset, baseline_a
             bounds[n_peaks] = final[j, 1]
             peak_event[n_peaks - 1] = e
     return order[:n_ordered], bounds[:n_peaks + 1].copy(), peak_event[:n_peaks].copy()
-
-
-@njit(cache=True)
-def _stable_argsort(keys, out, scratch, counts):
-    """Stable argsort of ``keys`` into ``out``: insertion sort for a few keys, else an LSD radix sort
-    of 8 bits a pass (an event's hit maxima span < 2¹⁷ samples: two passes, ~10x numpy's mergesort)."""
-    n = len(keys)
-    for i in range(n):
-        out[i] = i
-    if n <= _INSERTION_SORT_MAX:
-        for j in range(1, n):
-            k = out[j]
-            m = j - 1
-            while m >= 0 and keys[out[m]] > keys[k]:
-                out[m + 1] = out[m]
-                m -= 1
-            out[m + 1] = k
-        return
-    lowest = keys.min()
-    span = keys.max() - lowest
-    source, target = out, scratch[:n]
-    shift = 0
-    while shift == 0 or span >> shift > 0:
-        counts[:] = 0
-        for i in range(n):
-            counts[((keys[i] - lowest) >> shift & (_RADIX - 1)) + 1] += 1
-        for d in range(_RADIX):
-            counts[d + 1] += counts[d]
-        for i in range(n):
-            j = source[i]
-            digit = (keys[j] - lowest) >> shift & (_RADIX - 1)
-            target[counts[digit]] = j
-            counts[digit] += 1
-        source, target = target, source
-        shift += 8
-    if shift // 8 % 2:  # an odd number of passes left the result in the scratch array
-        out[:] = source
 
 
 @njit(cache=True)

@@ -1,0 +1,49 @@
+"""A stable argsort of integer keys for the kernels that order many small groups (the hits of an
+event by time, the photoelectrons of an event by sample): several times faster than numpy's
+mergesort there, and with the same result."""
+
+import numpy as np
+from numba import njit
+
+RADIX_BITS = 8
+RADIX_COUNTS = (1 << RADIX_BITS) + 1  # length of the ``counts`` scratch of :func:`stable_argsort`
+_INSERTION_SORT_MAX = 24
+
+
+@njit(cache=True)
+def stable_argsort(keys, out, scratch, counts):
+    """Write the stable argsort of ``keys`` into ``out`` (both of length n; ``scratch`` holds ≥ n
+    int64, ``counts`` RADIX_COUNTS). Insertion sort for a few keys, else an LSD radix sort of
+    RADIX_BITS a pass over the keys' span (two passes below 2¹⁶, three below 2²⁴)."""
+    n = len(keys)
+    for i in range(n):
+        out[i] = i
+    if n <= _INSERTION_SORT_MAX:
+        for j in range(1, n):
+            k = out[j]
+            m = j - 1
+            while m >= 0 and keys[out[m]] > keys[k]:
+                out[m + 1] = out[m]
+                m -= 1
+            out[m + 1] = k
+        return
+    lowest = keys.min()
+    span = np.int64(keys.max() - lowest)
+    mask = (1 << RADIX_BITS) - 1
+    source, target = out, scratch[:n]
+    shift = 0
+    while shift == 0 or span >> shift > 0:
+        counts[:] = 0
+        for i in range(n):  # digit counts do not depend on the order
+            counts[((keys[i] - lowest) >> shift & mask) + 1] += 1
+        for d in range(mask + 1):
+            counts[d + 1] += counts[d]
+        for i in range(n):
+            j = source[i]
+            digit = (keys[j] - lowest) >> shift & mask
+            target[counts[digit]] = j
+            counts[digit] += 1
+        source, target = target, source
+        shift += RADIX_BITS
+    if shift // RADIX_BITS % 2:  # an odd number of passes left the result in the scratch array
+        out[:] = source
