@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from faxflow.engines.builtin import detector
+from faxflow.engines.builtin.radix import RADIX_COUNTS, stable_argsort
 
 SAMPLES_BEFORE_PULSE_CENTRE = 2
 SAMPLES_AFTER_PULSE_CENTRE = 20
@@ -240,42 +241,38 @@ def _build_sorted_deposits(event, channel, time_ns, copies, area, ap_parent, ap_
         e_start[position] = u_start[i]
         e_offset[position] = u_offset[i]
         e_amount[position] = u_amount[i]
-    # 3. Per event: stable counting sort by channel, then a stable sort by start inside each
-    # (event, channel) group, then gather; all within the event's (cache-resident) range.
+    # 3. Per event, within its (cache-resident) range: a stable radix sort by start, then a stable
+    # counting sort by channel that gathers straight into place: sorted by (channel, start), ties
+    # in their original order.
     sorted_event = np.empty(m, dtype=np.int64)
     sorted_channel = np.empty(m, dtype=np.int64)
     sorted_start = np.empty(m, dtype=np.int64)
     sorted_offset = np.empty(m, dtype=np.int64)
     sorted_amount = np.empty(m, dtype=np.float64)
-    order = np.empty(m, dtype=np.int64)
-    key = np.empty(m, dtype=np.int64)
-    channel_first = np.zeros(n_channels + 1, dtype=np.int64)
-    channel_cursor = np.zeros(n_channels, dtype=np.int64)
+    by_start = np.empty(m, dtype=np.int64)
+    scratch = np.empty(m, dtype=np.int64)
+    counts = np.empty(RADIX_COUNTS, dtype=np.int64)
+    channel_cursor = np.zeros(n_channels + 1, dtype=np.int64)
     for e in range(n_events):
         lo, hi = event_first[e], event_first[e + 1]
-        channel_first[:] = 0
+        order = by_start[lo:hi]
+        stable_argsort(e_start[lo:hi], order, scratch, counts)
+        channel_cursor[:] = 0
         for j in range(lo, hi):
-            channel_first[e_channel[j] + 1] += 1
-        channel_first[0] = lo
+            channel_cursor[e_channel[j] + 1] += 1
+        channel_cursor[0] = lo
         for c in range(n_channels):
-            channel_first[c + 1] += channel_first[c]
-            channel_cursor[c] = channel_first[c]
-        for j in range(lo, hi):
-            c = e_channel[j]
+            channel_cursor[c + 1] += channel_cursor[c]
+        for j in range(hi - lo):
+            i = lo + order[j]
+            c = e_channel[i]
             position = channel_cursor[c]
             channel_cursor[c] = position + 1
-            order[position] = j
-            key[position] = e_start[j]
-        for c in range(n_channels):
-            g_lo, g_hi = channel_first[c], channel_first[c + 1]
-            _stable_sort_by_key(key, order, g_lo, g_hi)
-        for j in range(lo, hi):
-            i = order[j]
-            sorted_event[j] = e
-            sorted_channel[j] = e_channel[i]
-            sorted_start[j] = e_start[i]
-            sorted_offset[j] = e_offset[i]
-            sorted_amount[j] = e_amount[i]
+            sorted_event[position] = e
+            sorted_channel[position] = c
+            sorted_start[position] = e_start[i]
+            sorted_offset[position] = e_offset[i]
+            sorted_amount[position] = e_amount[i]
     return sorted_event, sorted_channel, sorted_start, sorted_offset, sorted_amount
 
 
