@@ -124,9 +124,10 @@ def child(n_events: int, chain: str, cold: bool) -> None:
 
 def _child(args: list[str], cache: Path) -> dict:
     env = {**os.environ, **SINGLE_THREAD, "FAXFLOW_KERNEL_CACHE": str(cache)}
-    output = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True,
-                            env=env).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    run = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env)
+    if run.returncode != 0:
+        raise RuntimeError(f"bench child {' '.join(args)} failed ({run.returncode}):\n{run.stderr[-3000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def cold_start(cache: Path) -> dict:
