@@ -69,7 +69,7 @@ def plan_campaign(config_path: str, run_id: str, params: dict) -> dict:
     for variant in plan.variants:
         variants[variant.name] = {
             "key": variant.key, "output_dir": variant.output_dir, "productions": len(variant.productions),
-            "events": sum(p.n_events for p in variant.productions),
+            "events": variant.productions.events,
             "groups": [{"group": g.index, "job_name": g.job_name, "slice": str(manifest.slices[g.index][0]),
                         "digest": manifest.slices[g.index][1]} for g in plan.groups if g.variant == variant.name],
         }
