@@ -17,6 +17,7 @@ from pathlib import Path
 
 from airflow.plugins_manager import AirflowPlugin
 
+from faxflow import backends
 from faxflow.airflow.links import CampaignReportLink, SlurmJobLink
 
 _REPORT_NAME = re.compile(r"^(report-[0-9a-f]{8}\.(html|json)|catalog-[0-9a-f]{8}\.parquet|summary-[0-9a-f]{8}\.json)$")
@@ -71,8 +72,8 @@ def _build_app():
         rows = "".join(f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(v)}</code></td></tr>"
                        for k, v in (("job id", job_id), ("job name", job_name), ("backend", backend),
                                     ("connection", host), ("stdout", stdout), ("stderr", stderr)))
-        hint = (f"<p>On the cluster: <code>sacct -j {html.escape(job_id)} -o JobID,State,ExitCode,Elapsed</code>, "
-                f"<code>tail {html.escape(stdout)}</code></p>") if backend == "slurm" else ""
+        hints = backends.job_hints(backend, {"job_id": job_id, "stdout": stdout, "stderr": stderr})
+        hint = "".join(f"<p>By hand: <code>{html.escape(line)}</code></p>" for line in hints)
         return f"<html><body><h1>faxflow job {html.escape(job_id)}</h1><table>{rows}</table>{hint}</body></html>"
 
     @app.get("/report")

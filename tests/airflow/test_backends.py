@@ -88,3 +88,15 @@ def test_airflow_code_never_branches_on_the_backend_name():
     for module in (operators, tasks):
         source = inspect.getsource(module)
         assert '"slurm"' not in source and '"local"' not in source and "SlurmClient" not in source, module
+    plugin = (PROJECT / "plugins" / "faxflow_plugin.py").read_text()
+    assert '"slurm"' not in plugin and '"local"' not in plugin
+
+
+def test_job_hints_come_from_the_backend_and_refuse_unsafe_values():
+    job = {"job_id": "4242", "stdout": "/remote/logs/ff_demo_4242.out"}
+    sacct, tail = backends.job_hints("slurm", job)
+    assert sacct.startswith("sacct ") and sacct.endswith("-j 4242")
+    assert tail.endswith("tail -n 50 -- /remote/logs/ff_demo_4242.out; fi")
+    assert backends.job_hints("slurm", {**job, "job_id": "4242; rm -rf ~"}) == []
+    assert backends.job_hints("slurm", {**job, "stdout": "/remote/$(id).out"}) == []
+    assert backends.job_hints("local", job) == [] and backends.job_hints("no-such-backend", job) == []

@@ -39,6 +39,8 @@ A group's job (the operator):
 ``tail(path, lines) -> str``
     the end of the job's logs and of failed productions' logs
 ``cancel(job)`` and ``close()`` (a backend is also a context manager that closes itself)
+``job_hints(job) -> [str]`` (a static method)
+    shell commands an operator can run to look at a stored job by hand (the plugin's job page)
 
 Adding a scheduler (PBS, HTCondor …) is one module with such a class plus registration: :func:`register`
 in the running process, or an entry point in the group :data:`ENTRY_POINT_GROUP` of an installed package
@@ -98,6 +100,16 @@ def _factory(name: str) -> Callable[..., Any]:
 def create(name: str, cluster: dict, *, plan_info: Optional[dict] = None, operator: Any = None):
     """The backend ``name`` for ``cluster`` (a partial mapping is completed with the defaults)."""
     return _factory(name)(cluster, plan_info=plan_info, operator=operator)
+
+
+def job_hints(name: str, job: dict) -> list[str]:
+    """The backend ``name``'s commands for looking at ``job`` by hand; none for an unknown name."""
+    try:
+        factory = _factory(name)
+    except (ValueError, ImportError):
+        return []
+    hints = getattr(factory, "job_hints", None)
+    return list(hints(job)) if hints else []
 
 
 def for_cluster(cluster: dict, plan_info: Optional[dict] = None):

@@ -40,6 +40,10 @@ class Backend:
     def find_live(self) -> Optional[str]:
         return None
 
+    @staticmethod
+    def job_hints(job: dict) -> list[str]:
+        return []
+
     def read_bytes(self, path: str, max_bytes: int = MAX_JSON_BYTES) -> Optional[bytes]:
         raise NotImplementedError
 

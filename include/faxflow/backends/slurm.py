@@ -92,6 +92,14 @@ class SlurmBackend(Backend):
         return fetched
 
     # -- a group's job ----------------------------------------------------------------------------
+    @staticmethod
+    def job_hints(job: dict) -> list[str]:
+        """On the login node: the job's accounting and the end of its log (none for unsafe values)."""
+        try:
+            return [commands.sacct([job.get("job_id", "")]), commands.tail(job.get("stdout", ""))]
+        except ValueError:
+            return []
+
     def job_info(self, job_id: str) -> dict:
         name = self.spec["job_name"]
         return {"backend": self.name, "job_id": job_id, "job_name": name, "host": self.ssh_conn_id,
