@@ -47,7 +47,7 @@ class BuiltinEngine:
             s2_afterpulse=settings.get("s2_afterpulse", True),
         )
 
-    can_drop_raw = True  # raw data are regenerated from instructions + seed, see simulate_to_memory
+    can_drop_raw = True  # raw data are regenerated from instructions + seed, see simulation_batches
 
     def version(self) -> str:
         return f"builtin-{__version__}-b{BATCH_EVENTS}"

@@ -413,7 +413,6 @@ def simulate_file_to_memory(instructions_csv: Path, truth_out: Path, physics: Ph
     """Like :func:`simulate_file` (the same truth bytes, the same raw content for the same seed) but
     the raw data stay in memory, for a chain that processes them without writing them."""
     table = instructions_io.read_instructions(Path(instructions_csv))
-    n_events = int(table["event"].max()) + 1 if len(table) else 0
     truth, raw = simulate(table, physics, pmt_afterpulse=pmt_afterpulse, s2_afterpulse=s2_afterpulse,
                           rng=np.random.default_rng(seed))
     try:
@@ -421,7 +420,12 @@ def simulate_file_to_memory(instructions_csv: Path, truth_out: Path, physics: Ph
             write_truth(Path(truth_out), truth)
     except OSError as error:
         raise StorageError(f"cannot write the simulation truth {truth_out}: {error}") from error
-    return StepCounts(events_in=n_events, events_out=raw.n_events), raw
+    return StepCounts(events_in=_event_count(table), events_out=raw.n_events), raw
+
+
+def _event_count(table: pd.DataFrame) -> int:
+    """Events of an instruction table (ids run from 0)."""
+    return int(table["event"].max()) + 1 if len(table) else 0
 
 
 class SimulationBatches:
@@ -438,7 +442,7 @@ class SimulationBatches:
     def __init__(self, instructions_csv: Path, truth_out: Path, physics: PhysicsParameters, *,
                  pmt_afterpulse: bool, s2_afterpulse: bool, seed: int, raw_out: Path | None = None):
         self._table = instructions_io.read_instructions(Path(instructions_csv))
-        self.events_in = int(self._table["event"].max()) + 1 if len(self._table) else 0
+        self.events_in = _event_count(self._table)
         self.events_out = 0
         self._truth_out, self._raw_out, self._physics = Path(truth_out), raw_out, physics
         self._options = {"pmt_afterpulse": pmt_afterpulse, "s2_afterpulse": s2_afterpulse,
