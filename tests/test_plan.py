@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,21 @@ def test_unsafe_production_ids_are_refused_naming_one(id_format):
     settings = {"production_id_format": id_format, "number_event_per_job": 1}
     with pytest.raises(BadInputError, match="is not a safe name"):
         expand_productions("camp", "a", settings, "0" * 12, 0, range(3))
+
+
+def test_default_output_root_comes_from_the_backend_without_importing_airflow():
+    """A cluster campaign planned where only the core package is installed (no Airflow): the jobs'
+    output root is the backend's, under ``remote_root``; a local campaign's is its resolved output_root."""
+    code = (
+        "import sys\n"
+        "from faxflow.config import campaign_from_dict\n"
+        "from faxflow.plan import make_plan\n"
+        f"raw = {BASE!r}\n"
+        "raw = {**raw, 'cluster': {'backend': 'slurm', 'remote_root': '$SCRATCH/fax/'}}\n"
+        "print(make_plan(campaign_from_dict(raw, '/tmp/camp.yaml')).output_root)\n"
+        "print('airflow' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["$SCRATCH/fax/outputs", "False"]
+    local = make_plan(campaign_from_dict({**BASE, "output_root": "relative/out"}, "/tmp/camp.yaml"))
+    assert local.output_root == str(Path("relative/out").resolve())

@@ -20,7 +20,7 @@ from typing import NamedTuple, Optional
 
 from pydantic import BaseModel
 
-from faxflow import __version__
+from faxflow import __version__, backends
 from faxflow.config import Campaign, ResolvedVariant
 from faxflow.errors import BadInputError
 from faxflow.names import SAFE_NAME, SAFE_NAME_HELP
@@ -231,7 +231,7 @@ def make_plan(campaign: Campaign, *, run_id: str = "manual", output_root: Option
     salt = seed_salt(campaign.seed_policy, run_id)
     if output_root and not output_root.startswith(("/", "$")):
         output_root = str(Path(output_root).resolve())  # a relative --output-root is this machine's directory
-    root = output_root or _default_output_root(campaign)
+    root = output_root or backends.planned_output_root(campaign.cluster.model_dump(), campaign.output_root)
     planned, groups = [], []
     for variant in chosen:
         settings = dict(variant.settings)
@@ -274,12 +274,6 @@ def _choose(variants: list[ResolvedVariant], names: Optional[list[str]]) -> list
     if unknown:
         raise BadInputError(f"unknown variant(s) {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
     return [v for v in variants if v.name in names]
-
-
-def _default_output_root(campaign: Campaign) -> str:
-    if campaign.cluster.backend == "slurm":
-        return f"{campaign.cluster.remote_root}/outputs"
-    return str(Path(campaign.output_root).resolve())
 
 
 def format_duration(seconds: float) -> str:

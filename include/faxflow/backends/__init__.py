@@ -9,6 +9,9 @@ operator (its ``spec``, ``ssh_conn_id``, ``poll_interval``, ``max_wait_seconds``
 
 Plan, prepare, collect and report:
 
+``planned_output_root(cluster, local_root) -> str`` (a static method)
+    where the jobs write, as far as it is known without reaching the backend (a dry run's plan);
+    ``locate`` may resolve it further
 ``locate(local_root) -> dict``
     where the jobs write: ``{"output_root": …}`` plus anything the backend wants back in ``plan_info``
 ``prepare(variant, info) -> [dict]``
@@ -110,6 +113,11 @@ def job_hints(name: str, job: dict) -> list[str]:
         return []
     hints = getattr(factory, "job_hints", None)
     return list(hints(job)) if hints else []
+
+
+def planned_output_root(cluster: dict, local_root: str) -> str:
+    """The output root of the backend ``cluster`` names, as :meth:`planned_output_root` gives it."""
+    return _factory(cluster.get("backend", "local")).planned_output_root(cluster, local_root)
 
 
 def for_cluster(cluster: dict, plan_info: Optional[dict] = None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Optional
 
 from faxflow.config import CLUSTER_DEFAULTS
@@ -43,6 +44,10 @@ class Backend:
     @staticmethod
     def job_hints(job: dict) -> list[str]:
         return []
+
+    @staticmethod
+    def planned_output_root(cluster: dict, local_root: str) -> str:
+        return str(Path(local_root).resolve())
 
     def read_bytes(self, path: str, max_bytes: int = MAX_JSON_BYTES) -> Optional[bytes]:
         raise NotImplementedError

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from faxflow.airflow.triggers import settle_until
 from faxflow.backends.base import Backend
 from faxflow.slurm import commands
 from faxflow.slurm.script import RemoteLayout, minutes_to_slurm
@@ -52,7 +51,12 @@ class SlurmBackend(Backend):
         from faxflow.backends.slurm_prepare import resolved_remote_root
 
         root = resolved_remote_root(self.client, self.cluster["remote_root"])
-        return {"output_root": commands.check_path(f"{root.rstrip('/')}/outputs"), "remote_root": root}
+        return {"output_root": commands.check_path(self.planned_output_root({"remote_root": root}, "")),
+                "remote_root": root}
+
+    @staticmethod
+    def planned_output_root(cluster: dict, local_root: str) -> str:
+        return f"{cluster['remote_root'].rstrip('/')}/outputs"
 
     def prepare(self, variant: str, info: dict) -> list[dict]:
         from faxflow.backends.slurm_prepare import prepare_groups
@@ -129,7 +133,7 @@ class SlurmBackend(Backend):
         return self.job_info(submission.job_id)
 
     def trigger(self, job: dict):
-        from faxflow.airflow.triggers import SlurmJobTrigger
+        from faxflow.airflow.triggers import SlurmJobTrigger, settle_until
 
         interval = self.op.poll_interval
         return SlurmJobTrigger(ssh_conn_id=self.ssh_conn_id, job_id=job["job_id"], job_name=job["job_name"],
