@@ -364,11 +364,10 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
                       adc_per_current, baseline, threshold, padding, samples):
     """Build each region's waveform, apply the ZLE and store the kept pulses in ``samples``.
 
-    Each region is digitised straight into ``samples`` (int16, at least as long as all regions
-    together) at the current write position; its ZLE windows are then compacted in place (they
-    never start before the region, so the copy always moves samples backwards). Loops run over
-    slices so LLVM can vectorise them. Returns (region index, left, length) per pulse and the
-    number of samples written.
+    Each region is digitised into a small (cache-resident) scratch waveform and its ZLE windows are
+    copied to ``samples`` (int16, at least as long as all regions together). Loops run over slices
+    and fixed lengths so LLVM can vectorise them. Returns (region index, left, length) per pulse
+    and the number of samples written.
     """
     max_width = 0
     for r in range(len(region_left)):
@@ -377,13 +376,14 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
     pulse_region = np.empty(max_pulses, dtype=np.int64)
     pulse_left = np.empty(max_pulses, dtype=np.int64)
     pulse_length = np.empty(max_pulses, dtype=np.int64)
-    n_pulse_samples = current_per_electron.shape[1]
-    current = np.zeros(max_width + n_pulse_samples)
+    current = np.zeros(max_width + PULSE_SAMPLES)
+    scratch = np.empty(max_width, dtype=np.int16)
     fractions = current_per_electron.ravel()
     one_window_per_block = 2 * padding + 1 >= _SCAN_BLOCK
     n_pulses = 0
     n_samples = 0
     bank_size = len(noise_bank)
+    baseline_float = float(baseline)
     for r in range(len(region_left)):
         left = region_left[r]
         width = region_right[r] - left
@@ -393,12 +393,14 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
                 a = amount[i]
                 # unsigned indices: no negative-index wraparound checks in the hot loop
                 position = np.uint64(start[i] - left)
-                row = np.uint64(offset[i] * n_pulse_samples)
-                for k in range(n_pulse_samples):
-                    current[position + np.uint64(k)] += a * fractions[row + np.uint64(k)]
+                row = np.uint64(offset[i] * PULSE_SAMPLES)
+                target = current[position:position + np.uint64(PULSE_SAMPLES)]
+                source = fractions[row:row + np.uint64(PULSE_SAMPLES)]
+                for k in range(PULSE_SAMPLES):  # a compile-time length: unrolled, vectorised
+                    target[k] += a * source[k]
         ch = channel[region_first[r]]
         rms = noise_rms[ch]
-        raw = samples[n_samples:n_samples + width]  # digitise in place, compact below
+        raw = scratch[:width]
         bank_start = noise_starts[r]
         done = 0
         while done < width:  # the noise bank is read cyclically
@@ -407,8 +409,12 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
             signal = current[done:done + chunk]
             out = raw[done:done + chunk]
             for s in range(chunk):
-                value = baseline - np.int64(signal[s] * adc_per_current) + np.int64(np.rint(noise[s] * rms))
-                out[s] = min(max(value, 0), MAX_ADC)
+                # baseline - trunc(signal) + rint(noise), clamped to the ADC range. In float64 (exact
+                # for these integers) so it vectorises: AVX2 has no float64 -> int64 conversion.
+                # Capping the signal at 1e9 ADC cannot change the clamped value.
+                value = (baseline_float - np.trunc(min(signal[s] * adc_per_current, 1e9))
+                         + np.rint(noise[s] * rms))
+                out[s] = np.int32(min(max(value, 0.0), float(MAX_ADC)))
             done += chunk
             bank_start = 0
         for i in range(region_first[r], region_last[r]):
@@ -426,13 +432,16 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
             block_stop = min(block + _SCAN_BLOCK, width)
             candidates = raw[block:block_stop]
             n_block = block_stop - block
-            first = n_block
-            last = 0
-            for s in range(n_block):  # first and last crossing in one vectorisable pass
-                below = candidates[s] < level
-                first = min(first, s if below else n_block)
-                last = max(last, s if below else 0)
-            if first < n_block:
+            lowest = np.int16(MAX_ADC)
+            for s in range(n_block):  # any crossing in this block? (vectorised int16 minimum)
+                lowest = min(lowest, candidates[s])
+            if lowest < level:
+                first = 0
+                while candidates[first] >= level:
+                    first += 1
+                last = n_block - 1
+                while candidates[last] >= level:
+                    last -= 1
                 # All crossings of one block overlap (block <= 2 x padding + 1): only its first
                 # and last crossing matter.
                 crossing = block + first
@@ -462,7 +471,7 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
 @numba.njit(cache=True, boundscheck=False, inline="always")
 def _store(window_start, window_stop, region_left, region, raw, samples, write, pulse_region,
            pulse_left, pulse_length, n_pulses):
-    """Move one ZLE window (region-relative; absolute start rounded up to even, inclusive stop
+    """Copy one ZLE window (region-relative; absolute start rounded up to even, inclusive stop
     down to odd) to ``samples[write:]``."""
     first = window_start + (region_left + window_start) % 2
     last = window_stop - (1 - (region_left + window_stop) % 2)
@@ -471,7 +480,7 @@ def _store(window_start, window_stop, region_left, region, raw, samples, write, 
     length = last - first + 1
     source = raw[first:first + length]
     target = samples[write:write + length]
-    for s in range(length):  # target never starts after source: a forward copy is safe
+    for s in range(length):
         target[s] = source[s]
     pulse_region[n_pulses] = region
     pulse_left[n_pulses] = region_left + first

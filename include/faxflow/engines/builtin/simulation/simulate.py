@@ -249,14 +249,14 @@ def _resolve_random_positions(table: pd.DataFrame, physics, rng) -> pd.DataFrame
     return table
 
 
-def _batches(instructions: pd.DataFrame, physics, pmt_afterpulse, s2_afterpulse, rng, reuse_samples=False):
-    """Yield (first event number, truth rows, event lengths, ZLE pulses) per batch of events.
+def _batches(table: pd.DataFrame, physics, pmt_afterpulse, s2_afterpulse, rng, reuse_samples=False):
+    """Yield (first event number, truth rows, event lengths, ZLE pulses) per batch of events of a
+    parsed instruction table (:func:`instructions_io.parse_instructions`).
 
     With ``reuse_samples`` every batch's pulse samples live in one reused buffer, so they must be
     consumed before the next batch is requested.
     """
     _keep_freed_memory()
-    table = instructions_io.parse_instructions(instructions)
     table = _resolve_random_positions(table, physics, rng)
     noise_bank = digitizer.make_noise_bank(rng)
     sample_buffer = digitizer.SampleBuffer() if reuse_samples else None
@@ -319,9 +319,16 @@ def simulate(instructions: pd.DataFrame, physics: PhysicsParameters, *, pmt_afte
              s2_afterpulse: bool, rng: np.random.Generator) -> tuple[pd.DataFrame, rawio.RawData]:
     """Simulate an instruction table (as read by :func:`instructions_io.read_instructions`, or any
     table with the instruction columns) into (truth DataFrame indexed by fax_truth_peak_id, raw data)."""
+    return _simulate_parsed(instructions_io.parse_instructions(instructions), physics, pmt_afterpulse=pmt_afterpulse,
+                            s2_afterpulse=s2_afterpulse, rng=rng)
+
+
+def _simulate_parsed(table: pd.DataFrame, physics: PhysicsParameters, *, pmt_afterpulse: bool,
+                     s2_afterpulse: bool, rng: np.random.Generator) -> tuple[pd.DataFrame, rawio.RawData]:
+    """:func:`simulate` of an already parsed instruction table."""
     truth_parts, tables = [], []
-    store = _SampleStore(expected_events=instructions["instruction"].nunique() if len(instructions) else 0)
-    for first_event, truth, lengths, pulses in _batches(instructions, physics, pmt_afterpulse, s2_afterpulse, rng,
+    store = _SampleStore(expected_events=_event_count(table))
+    for first_event, truth, lengths, pulses in _batches(table, physics, pmt_afterpulse, s2_afterpulse, rng,
                                                         reuse_samples=True):
         truth_parts.append(truth)
         tables.append(_pulse_tables(first_event, lengths, pulses))
@@ -413,7 +420,7 @@ def simulate_file_to_memory(instructions_csv: Path, truth_out: Path, physics: Ph
     """Like :func:`simulate_file` (the same truth bytes, the same raw content for the same seed) but
     the raw data stay in memory, for a chain that processes them without writing them."""
     table = instructions_io.read_instructions(Path(instructions_csv))
-    truth, raw = simulate(table, physics, pmt_afterpulse=pmt_afterpulse, s2_afterpulse=s2_afterpulse,
+    truth, raw = _simulate_parsed(table, physics, pmt_afterpulse=pmt_afterpulse, s2_afterpulse=s2_afterpulse,
                           rng=np.random.default_rng(seed))
     try:
         with _timed("write"):
