@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 
+from faxflow.engines.builtin import detector
 from faxflow.engines.builtin.detector import lightmaps
 from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
 from faxflow.engines.builtin.processing.calibration import Calibration
 from faxflow.engines.builtin.processing.classification import S1, S2, UNKNOWN
 from faxflow.engines.builtin.processing.corrections import corrections, true_radius_cm
 from faxflow.engines.builtin.processing.interactions import depth_z_cm, find_interactions
-from faxflow.engines.builtin.processing.posrec import pattern_fit
+from faxflow.engines.builtin.processing.posrec import _log_likelihood, pattern_fit
 
 PHYSICS = PhysicsParameters()
 PROCESSING = ProcessingParameters.for_period("SR1")
@@ -28,6 +29,19 @@ def test_pattern_fit_recovers_positions_across_the_tpc():
 def test_pattern_fit_without_top_light_is_nan():
     x, y, gof = pattern_fit(np.zeros((1, 127)), PHYSICS.s2_pattern_height_cm, "SR1")
     assert np.isnan(x[0]) and np.isnan(y[0]) and np.isnan(gof[0])
+
+
+@pytest.mark.parametrize("period", ["SR0", "SR1"])
+def test_fit_likelihood_is_that_of_the_simulators_top_pattern(period):
+    """The fit's compiled likelihood must stay the Σ o ln p of lightmaps.s2_top_pattern (dead PMTs included)."""
+    rng = np.random.default_rng(3)
+    observed = rng.poisson(rng.random((40, 127)) * 4.0) * rng.random((40, 127))
+    observed[:, ~detector.live_mask(period)[detector.TOP_CHANNELS]] = 0.0  # dead PMTs have no hits
+    xy = rng.uniform(-48.0, 48.0, (40 * 9, 2))
+    pattern = lightmaps.s2_top_pattern(xy[:, 0], xy[:, 1], PHYSICS.s2_pattern_height_cm, period).reshape(40, 9, 127)
+    expected = np.einsum("nj,nkj->nk", observed, np.log(np.maximum(pattern, 1e-300))).ravel()
+    got = _log_likelihood(observed, xy, PHYSICS.s2_pattern_height_cm, period)
+    np.testing.assert_allclose(got, expected, rtol=1e-13)
 
 
 def test_interactions_rank_s1s_by_coincidence_and_need_s1_before_s2():
