@@ -101,6 +101,21 @@ def test_s2_top_pattern_is_normalised_peaked_and_avoids_dead_pmts():
     assert sr0[51] == 0 and sr0[2] > 0
 
 
+@pytest.mark.parametrize("period, height_cm", [("SR0", 7.0), ("SR1", 7.0), ("SR1", 4.5)])
+def test_s2_top_pattern_kernel_equals_the_closed_form_bit_for_bit(period, height_cm):
+    """The kernel must give the numpy formula's exact values: simulated channels and fitted
+    positions of a seed stay the same bytes."""
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(-50, 50, 3000), rng.uniform(-50, 50, 3000)
+    pmt_xy = detector.pmt_positions()[detector.TOP_CHANNELS]
+    weights = (1.0 + ((x[:, None] - pmt_xy[:, 0]) ** 2 + (y[:, None] - pmt_xy[:, 1]) ** 2) / height_cm ** 2) ** -1.5
+    weights *= detector.live_mask(period)[detector.TOP_CHANNELS]
+    expected = weights / weights.sum(axis=1, keepdims=True)
+    assert np.array_equal(lightmaps.s2_top_pattern(x, y, height_cm, period), expected)
+    scalar_x = lightmaps.s2_top_pattern(x[7], y[:5], height_cm, period)  # positions broadcast
+    assert np.array_equal(scalar_x, lightmaps.s2_top_pattern(np.full(5, x[7]), y[:5], height_cm, period))
+
+
 @pytest.mark.parametrize("rates, message", [([[300, 5.0]], "channel must be 0-247"), ([[1, -5]], "rate >= 0 Hz"),
                                             ("often", "must be a list")])
 def test_bad_lone_hit_rates_are_a_config_error_naming_the_key(rates, message):

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.polynomial import legendre
 
 from faxflow.engines.builtin import detector
+from faxflow.engines.builtin.simulation.s2_pattern import pattern_rows
 from faxflow.geometry import TPC_SIZE_CM
 
 TPC_RADIUS_CM = TPC_SIZE_CM["XENON1T"]["radius"]
@@ -114,10 +115,15 @@ def s2_top_pattern(x, y, height_cm: float, period: str) -> np.ndarray:
     PMT centre, h = ``height_cm`` (``s2_pattern_height_cm`` of the physics or the calibration); 0 for
     PMTs dead in ``period``; each row sums to 1.
     """
-    x = np.atleast_1d(np.asarray(x, dtype=float))
-    y = np.atleast_1d(np.asarray(y, dtype=float))
+    x, y = np.broadcast_arrays(np.atleast_1d(np.asarray(x, dtype=float)), np.atleast_1d(np.asarray(y, dtype=float)))
+    pmt_x, pmt_y, live = _top_pmts(period)
+    return pattern_rows(np.ascontiguousarray(x), np.ascontiguousarray(y), pmt_x, pmt_y, live,
+                        float(height_cm) ** 2)
+
+
+@lru_cache(maxsize=4)
+def _top_pmts(period: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x (cm), y (cm) and liveness in ``period`` of the top PMTs, in TOP_CHANNELS order."""
     pmt_xy = detector.pmt_positions()[detector.TOP_CHANNELS]
-    distance_sq = (x[:, None] - pmt_xy[:, 0]) ** 2 + (y[:, None] - pmt_xy[:, 1]) ** 2
-    weights = (1.0 + distance_sq / height_cm ** 2) ** -1.5
-    weights *= detector.live_mask(period)[detector.TOP_CHANNELS]
-    return weights / weights.sum(axis=1, keepdims=True)
+    return (np.ascontiguousarray(pmt_xy[:, 0]), np.ascontiguousarray(pmt_xy[:, 1]),
+            detector.live_mask(period)[detector.TOP_CHANNELS].copy())
