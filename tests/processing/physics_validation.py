@@ -1,12 +1,16 @@
 """Physics figures of the builtin chain on the 2017 SR1 test settings (docs/physics.md, "Validation").
 
-``python tests/processing/physics_validation.py [n_events]`` prints them; ``test_physics_validation.py``
-asserts them. Events: photons 50-100, electrons 10-100, uniform in the 2017 fiducial volume,
-PMT afterpulses and photo-ionisation on (the instructions of ``test_processing_validation.py``).
+``python tests/processing/physics_validation.py [n_events] [--physics JSON] [--no-delayed-light]``
+prints them; ``test_physics_validation.py`` asserts them. Events: photons 50-100, electrons 10-100,
+uniform in the 2017 fiducial volume, PMT afterpulses and photo-ionisation on (the instructions of
+``test_processing_validation.py``). ``--physics`` sets SR1 physics keys (e.g. ``'{"s2_pattern_height_cm":
+1e4}'``, S2 top light shared flatly), ``--no-delayed-light`` turns off afterpulses and photo-ionisation
+(add ``"lone_hit_rates_per_channel_hz": []`` for the bare chain of docs/physics.md "S2 area per truth
+photon").
 """
 
+import argparse
 import json
-import sys
 
 import numpy as np
 from test_processing_validation import instructions, per_event
@@ -22,10 +26,14 @@ MIN_S2_TRUE_PHOTONS = 1000
 SE_LIKE_S1_MIN_AREA_PE = 10.0
 
 
-def run(n_events: int, seed: int = 2017, physics=PHYSICS, processing=PROCESSING):
-    """(per-event table, processed peaks, truth) of one simulated and processed production."""
+def run(n_events: int, seed: int = 2017, physics=PHYSICS, processing=PROCESSING, delayed_light: bool = True):
+    """(per-event table, processed peaks, truth) of one simulated and processed production.
+
+    ``delayed_light``: PMT afterpulses and photo-ionisation simulated.
+    """
     table = instructions(n_events, seed)
-    truth, raw = simulate(table, physics, pmt_afterpulse=True, s2_afterpulse=True, rng=np.random.default_rng(seed))
+    truth, raw = simulate(table, physics, pmt_afterpulse=delayed_light, s2_afterpulse=delayed_light,
+                          rng=np.random.default_rng(seed))
     processed = process(raw, processing)
     return per_event(processed, processing, truth, table["s2_electrons"].to_numpy()), processed.peaks, truth
 
@@ -60,4 +68,11 @@ def _area_per_photon(events, peak: str) -> float:
 
 
 if __name__ == "__main__":
-    print(json.dumps(figures(*run(int(sys.argv[1]) if len(sys.argv) > 1 else 5000)), indent=1))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n_events", type=int, nargs="?", default=5000)
+    parser.add_argument("--physics", type=json.loads, default={}, help="SR1 physics keys to set (JSON object)")
+    parser.add_argument("--no-delayed-light", dest="delayed_light", action="store_false")
+    args = parser.parse_args()
+    physics = PhysicsParameters.for_period("SR1", **args.physics)
+    print(json.dumps(figures(*run(args.n_events, physics=physics, processing=ProcessingParameters.for_physics(physics),
+                                  delayed_light=args.delayed_light)), indent=1))
