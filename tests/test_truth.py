@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -166,3 +167,18 @@ def test_file_steps_deterministic(tmp_path):
     assert len(merged) == 4 and merged.loc[0, "truth_s1"] == 57
     with pytest.raises(BadInputError, match="not found"):
         merge_truth_files(tmp_path / "nope.parquet", tmp_path / "a.parquet", tmp_path / "m3.parquet")
+
+
+@pytest.mark.parametrize("events", [[3, 0, 2, 1], [4, 0, 2]])  # the same events (no pandas), or an outer join
+def test_merge_file_is_the_pandas_join(tmp_path, events):
+    truth_csv = write_truth(tmp_path / "truth.csv", single_peak_rows())
+    sort_truth_file(truth_csv, 4, tmp_path / "truth.parquet")
+    mini = minitrees(events)
+    mini.loc[1, "cs2"] = np.nan
+    mini.to_parquet(tmp_path / "mini.parquet", index=False)
+    merge_truth_files(tmp_path / "mini.parquet", tmp_path / "truth.parquet", tmp_path / "merged.parquet")
+    expected = merge_truth(pd.read_parquet(tmp_path / "mini.parquet"), pd.read_parquet(tmp_path / "truth.parquet"))
+    pq.write_table(pa.Table.from_pandas(expected, preserve_index=False).replace_schema_metadata(None),
+                   tmp_path / "expected.parquet", compression="snappy")
+    assert (tmp_path / "merged.parquet").read_bytes() == (tmp_path / "expected.parquet").read_bytes()
+    assert pq.read_table(tmp_path / "merged.parquet").column("cs2").null_count == 1 + len(set(range(4)) - set(events))

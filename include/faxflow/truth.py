@@ -33,6 +33,7 @@ from typing import Union
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from faxflow.engines import StepCounts
@@ -194,16 +195,6 @@ def write_parquet(frame: pd.DataFrame, path: Union[str, Path]) -> Path:
     return path
 
 
-def read_parquet(path: Union[str, Path], what: str) -> pd.DataFrame:
-    path = Path(path)
-    try:
-        return pq.read_table(path).to_pandas()
-    except FileNotFoundError:
-        raise BadInputError(f"{path}: {what} not found") from None
-    except (OSError, pa.ArrowException) as error:
-        raise BadInputError(f"{path}: cannot read {what} as Parquet: {error}") from None
-
-
 def sort_truth_file(truth_csv: Union[str, Path], n_events: int, out_parquet: Union[str, Path]) -> StepCounts:
     """SortTruth as a step: events_in = n_events (simulated events), events_out = rows written."""
     frame = sort_truth(truth_csv, n_events)
@@ -219,8 +210,55 @@ def merge_truth_files(minitrees_parquet: Union[str, Path], sorted_truth_parquet:
     They differ only if the minitrees hold events the simulation never made, which the
     pipeline then reports as a validation failure.
     """
-    minitrees = read_parquet(minitrees_parquet, "minitree table")
-    truth = read_parquet(sorted_truth_parquet, "sorted truth")
-    merged = merge_truth(minitrees, truth)
-    write_parquet(merged, out_parquet)
-    return StepCounts(events_in=len(truth), events_out=len(merged))
+    minitrees = _read_table(minitrees_parquet, "minitree table")
+    truth = _read_table(sorted_truth_parquet, "sorted truth")
+    merged = _merged_same_events(minitrees, truth)
+    if merged is None:
+        merged = pa.Table.from_pandas(merge_truth(minitrees.to_pandas(), truth.to_pandas()), preserve_index=False)
+    out_parquet = Path(out_parquet)
+    out_parquet.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(merged.replace_schema_metadata(None), out_parquet, compression="snappy")
+    return StepCounts(events_in=truth.num_rows, events_out=merged.num_rows)
+
+
+def _merged_same_events(minitrees: pa.Table, truth: pa.Table) -> pa.Table | None:
+    """:func:`merge_truth` of two tables of int64 and float64 columns holding the same unique int64 event
+    numbers (the usual case), without pandas; None for any other input (merge_truth then joins them, or
+    says what is wrong). NaN is written as null, as pyarrow writes a pandas table."""
+    keys = []
+    for table in (minitrees, truth):
+        if "event_number" not in table.column_names or table.schema.field("event_number").type != pa.int64():
+            return None
+        if any(kind not in (pa.int64(), pa.float64()) for kind in table.schema.types):
+            return None
+        column = table.column("event_number")
+        if column.null_count:
+            return None
+        keys.append(column.to_numpy())
+    orders = [np.argsort(key, kind="stable") for key in keys]
+    sorted_keys = [key[order] for key, order in zip(keys, orders)]
+    if not np.array_equal(sorted_keys[0], sorted_keys[1]) or (np.diff(sorted_keys[0]) == 0).any():
+        return None
+    truth_names = [TRUTH_PREFIX + name for name in truth.column_names if name != "event_number"]
+    if set(truth_names) & set(minitrees.column_names):
+        return None
+    left = minitrees.take(orders[0])
+    right = truth.drop_columns(["event_number"]).take(orders[1]).rename_columns(truth_names)
+    columns = [_nan_as_null(column) for column in left.columns + right.columns]
+    return pa.table(columns, names=left.column_names + truth_names)
+
+
+def _nan_as_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if column.type != pa.float64() or not pc.any(pc.is_nan(column)).as_py():
+        return column
+    return pc.if_else(pc.is_nan(column), pa.scalar(None, pa.float64()), column)
+
+
+def _read_table(path: Union[str, Path], what: str) -> pa.Table:
+    path = Path(path)
+    try:
+        return pq.read_table(path)
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: {what} not found") from None
+    except (OSError, pa.ArrowException) as error:
+        raise BadInputError(f"{path}: cannot read {what} as Parquet: {error}") from None

@@ -299,6 +299,13 @@ def _write_columns(path: Path, events: dict[str, np.ndarray], peaks: dict[str, n
 
 def read_processed(path: Path) -> Processed:
     """Read a processed Parquet file back; BadInputError if it is missing or not one of ours."""
+    events, peaks, sample_duration_ns = read_processed_columns(path)
+    return Processed(events=pd.DataFrame(events), peaks=pd.DataFrame(peaks), sample_duration_ns=sample_duration_ns)
+
+
+def read_processed_columns(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
+    """(event columns, peak columns, sample duration in ns) of a processed file, as numpy arrays (peak
+    ``type`` as str objects); BadInputError if it is missing or not one of ours."""
     path = Path(path)
     try:
         table = pq.read_table(path)
@@ -313,9 +320,9 @@ def read_processed(path: Path) -> Processed:
     if metadata.get("format_version") != FORMAT_VERSION:
         raise BadInputError(f"{path}: processed format {metadata.get('format_version')}, expected {FORMAT_VERSION}")
     row_type = table.column("row_type")
-    frames = {}
+    columns = []
     for kind in ("event", "peak"):
         rows = table.filter(pc.equal(row_type, kind))
-        frames[kind] = rows.select([c for c in metadata[f"{kind}_columns"] if c != "row_type"]).to_pandas()
-    return Processed(events=frames["event"], peaks=frames["peak"],
-                     sample_duration_ns=float(metadata["sample_duration_ns"]))
+        columns.append({name: rows.column(name).to_numpy() for name in metadata[f"{kind}_columns"]
+                        if name != "row_type"})
+    return columns[0], columns[1], float(metadata["sample_duration_ns"])
