@@ -13,6 +13,9 @@ from functools import lru_cache
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from faxflow.engines.builtin import detector
 from faxflow.engines.builtin.radix import RADIX_COUNTS, stable_argsort
@@ -358,6 +361,20 @@ def _regions(event, start, offset, group_ends, event_length, margin, pulse_sampl
     return left[:n_regions], right[:n_regions], first[:n_regions], last[:n_regions]
 
 
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """Hint the CPU to load ``array[index]``'s cache line (LLVM's prefetch: read, keep in all levels)."""
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        address = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
+        int32 = ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [address.type, int32, int32, int32]), "llvm.prefetch.p0")
+        builder.call(prefetch, [address, int32(0), int32(3), int32(1)])
+        return context.get_dummy_value()
+    return numba.types.void(array, index), codegen
+
+
 @numba.njit(cache=True, boundscheck=False)
 def _digitize_regions(channel, start, offset, amount, region_left, region_right, region_first,
                       region_last, noise_starts, noise_bank, noise_rms, current_per_electron,
@@ -402,6 +419,11 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
         rms = noise_rms[ch]
         raw = scratch[:width]
         bank_start = noise_starts[r]
+        if r + 1 < len(region_left):  # the noise bank is larger than L2: fetch the next region's
+            next_start = noise_starts[r + 1]  # noise (16 float32 a cache line) while this one is built
+            next_stop = min(next_start + region_right[r + 1] - region_left[r + 1], bank_size)
+            for line in range(next_start, next_stop, 16):
+                _prefetch(noise_bank, line)
         done = 0
         while done < width:  # the noise bank is read cyclically
             chunk = min(width - done, bank_size - bank_start)
