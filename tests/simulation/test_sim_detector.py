@@ -125,3 +125,13 @@ def test_bad_lone_hit_rates_are_a_config_error_naming_the_key(rates, message):
     with pytest.raises(ConfigError, match=rf"physics\.lone_hit_rates_per_channel_hz: .*{message}"):
         campaign_from_dict({"name": "c", "number_job": 1, "number_event_per_job": 5,
                             "physics": {"lone_hit_rates_per_channel_hz": rates}})
+
+
+def test_pmt_positions_are_paxs():
+    # pax/config/XENON1T.ini [DEFAULT] pmts: "position" of channels 0, 126, 127, 131, 132, 187, 200, 247
+    positions = detector.pmt_positions()
+    expected = {0: (-12.345668, 46.074662), 126: (0.0, 0.0), 127: (-30.689924, 32.282016),
+                131: (-1.125779, 44.527886), 132: (-39.125170, 21.288990), 187: (0.0, 0.0),
+                200: (13.737863, -1.808624), 247: (30.689924, -32.282016)}
+    for channel, xy in expected.items():
+        np.testing.assert_allclose(positions[channel], xy, atol=1e-5, err_msg=f"channel {channel}")

@@ -5,8 +5,8 @@ Everything here is deterministic, so simulation and processing always agree on t
 ``pax_tables.json`` by ``tests/simulation/extract_pax_tables.py``:
 
 * Bottom-array numbering: lattice rows of constant second lattice coordinate (along the 22.5°
-  lattice vector), rows from lowest to highest, within a row by increasing first coordinate.
-  This ordering is point-symmetric, so the centre PMT is channel 187 as in pax.
+  lattice vector), rows from highest to lowest, within a row by increasing first coordinate: pax's
+  ``XENON1T.ini`` ``pmts`` positions (channel 127 at (-30.69, 32.28) cm, the centre PMT 187).
 * Gains: pax's SR1 or SR0 per-channel gains (``SR1_parameters.ini``/``SR0_parameters.ini``); a
   channel is dead in a period where its gain is 0 (SR1: ``DEAD_CHANNELS``; SR0: channel 51 dead,
   2 and 190 live).
@@ -78,7 +78,7 @@ def pmt_positions() -> np.ndarray:
     a1, a2 = (BOTTOM_LATTICE_PITCH_CM * np.array([np.cos(np.radians(a)), np.sin(np.radians(a))])
               for a in BOTTOM_LATTICE_ANGLES_DEG)
     steps = np.arange(-7, 8)
-    i, j = np.meshgrid(steps, steps, indexing="xy")  # row-major: j (row) outer, i inner
+    i, j = np.meshgrid(steps, steps[::-1], indexing="xy")  # row-major: j (row, descending) outer, i inner
     points = i.ravel()[:, None] * a1 + j.ravel()[:, None] * a2
     inside = np.hypot(points[:, 0], points[:, 1]) <= BOTTOM_ARRAY_MAX_RADIUS_CM
     positions[channel:] = points[inside]
