@@ -6,7 +6,7 @@ import pytest
 from faxflow.engines.builtin import detector
 from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
 from faxflow.engines.builtin.processing.calibration import Calibration
-from faxflow.engines.builtin.processing.hits import find_hits
+from faxflow.engines.builtin.processing.hits import _pulse_noise, _pulse_noise_wide, find_hits
 
 PHYSICS = PhysicsParameters()
 PROCESSING = ProcessingParameters.for_period("SR1")
@@ -48,6 +48,18 @@ def test_threshold_follows_noise_sigma():
     assert len(hits_of([pulse])) == 0
     pulse[200] = 60
     assert len(hits_of([pulse])) == 1
+
+
+@pytest.mark.parametrize("n_base", [1, 47, 200])
+def test_noise_sigma_is_the_same_on_the_fast_and_the_wide_path(n_base):
+    rng = np.random.default_rng(n_base)
+    pulse = 16000 + rng.integers(-20, 21, 2000)
+    pulse[rng.integers(0, 2000, 20)] = rng.choice([-32768, 32767], 20)  # full-scale spikes both ways
+    pulse = pulse.astype(np.int16)
+    base_sum = int(pulse[:n_base].astype(np.int64).sum())
+    sigma, lowest = _pulse_noise(pulse, n_base, base_sum, -(1 << 31))[:2]
+    assert (sigma, lowest) == _pulse_noise_wide(pulse, n_base, base_sum)
+    assert sigma > 0 and lowest == -32768
 
 
 def test_area_center_height_and_extension():

@@ -74,10 +74,10 @@ def _pulse_noise(pulse, n_base, base_sum, candidate_limit):
     vectorisable pass; candidates are the samples with n_base·raw < ``candidate_limit``.
 
     With d = n_base·raw − Σ baseline samples (an exact integer), a sample is below the baseline iff
-    d > 0 and (baseline − raw)² = d² / n_base²; the sums of d² are exact in float64, so the result
-    does not depend on summation order. int32 is enough: |d| ≤ 2·n_base·32768 for n_base ≤ 2¹⁴.
+    d > 0 and (baseline − raw)² = d² / n_base². d fits int32 (|d| < n_base·2¹⁶ for n_base ≤ 2¹⁴) and the
+    sum of d² is exact in int64 for len(pulse)·n_base² ≤ ``_MAX_EXACT_SQUARE_SUM`` (the caller checks).
     """
-    sum_sq = 0.0
+    sum_sq = np.int64(0)
     n_below = 0
     lowest = np.int16(32767)
     nb = np.int32(n_base)
@@ -91,24 +91,24 @@ def _pulse_noise(pulse, n_base, base_sum, candidate_limit):
         raw = pulse[i]
         scaled = nb * np.int32(raw)
         d = max(scaled - bs, zero)
-        df = np.float64(d)
-        sum_sq += df * df
+        sum_sq += np.int64(d) * np.int64(d)
         n_below += np.int32(d > 0)
         lowest = min(lowest, raw)
         candidate = scaled < limit
         first = min(first, i if candidate else n)
         last = max(last, i if candidate else 0)
-    sigma = np.sqrt(sum_sq / n_below) / n_base if n_below > 0 else 0.0
+    sigma = np.sqrt(np.float64(sum_sq) / n_below) / n_base if n_below > 0 else 0.0
     return sigma, lowest, first, last
 
 
 _MAX_INT32_BASELINE_SAMPLES = 1 << 14
+_MAX_EXACT_SQUARE_SUM = 1 << 31  # len(pulse)·n_base²: Σ d² < len(pulse)·n_base²·2³² ≤ 2⁶³
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 
 @njit(cache=True)
 def _pulse_noise_wide(pulse, n_base, base_sum):
-    """_pulse_noise in int64, for (unusually) long baselines."""
+    """_pulse_noise in int64 with a float64 sum of d², for (unusually) long baselines or pulses."""
     sum_sq = 0.0
     n_below = 0
     lowest = np.int16(32767)
@@ -176,7 +176,7 @@ def _find_hits(samples, pulse_event, pulse_channel, pulse_left, pulse_length, pu
         for i in range(n_base):
             base_sum += np.int64(pulse[i])
         base = base_sum / n_base
-        if n_base <= _MAX_INT32_BASELINE_SAMPLES:
+        if n_base <= _MAX_INT32_BASELINE_SAMPLES and length * n_base * n_base <= _MAX_EXACT_SQUARE_SUM:
             # the threshold is at least floor(thr_min): only samples with w > floor(thr_min) can be in a hit
             limit = min(max(base_sum - n_base * min_threshold, _INT32_MIN), _INT32_MAX)
             sigma, lowest, first_candidate, last_candidate = _pulse_noise(pulse, n_base, base_sum, limit)
