@@ -46,9 +46,9 @@ def find_hits(samples: np.ndarray, pulse_event: np.ndarray, pulse_channel: np.nd
               sample_duration_ns: float) -> Hits:
     """Find the hits of every pulse. ``pulse_event`` is the event index of each pulse."""
     columns = _find_hits(
-        samples, pulse_event.astype(np.int64), pulse_channel.astype(np.int64),
-        pulse_left.astype(np.int64), pulse_length.astype(np.int64), pulse_offset.astype(np.int64),
-        adc_to_pe.astype(np.float64), processing.baseline_samples, processing.hit_threshold_sigma,
+        samples, *(np.asarray(a, np.int64) for a in (pulse_event, pulse_channel, pulse_left, pulse_length,
+                                                      pulse_offset)),
+        np.asarray(adc_to_pe, np.float64), processing.baseline_samples, processing.hit_threshold_sigma,
         processing.hit_threshold_min_adc, processing.hit_extension_left_samples,
         processing.hit_extension_right_samples, float(sample_duration_ns))
     (event, channel, left, right, imax, area, center, height, spread, offset, baseline) = columns

@@ -48,27 +48,24 @@ def peak_properties(clusters: Clusters, hits: Hits, samples: np.ndarray, adc_to_
 def property_arrays(clusters: Clusters, hits: Hits, samples: np.ndarray, adc_to_pe: np.ndarray,
                     pmt_xy_cm: np.ndarray, n_top_channels: int, tight_coincidence_window_ns: float,
                     sample_duration_ns: float) -> tuple[np.ndarray, np.ndarray]:
-    """(float[n_peaks, N_SCALARS] in SCALAR_COLUMNS order, float[n_peaks, N_QUANTILES] quantile times)."""
+    """(float[N_SCALARS, n_peaks] in SCALAR_COLUMNS order, float[N_QUANTILES, n_peaks] quantile times): one
+    contiguous row per column."""
     return _properties(
-        clusters.order, clusters.bounds, hits.channel.astype(np.int64), hits.left, hits.right,
+        clusters.order, clusters.bounds, np.asarray(hits.channel, np.int64), hits.left, hits.right,
         hits.index_of_maximum, hits.area_pe, hits.center_ns, hits.sample_offset, hits.baseline_adc, samples,
-        adc_to_pe.astype(np.float64), pmt_xy_cm.astype(np.float64), n_top_channels,
+        np.asarray(adc_to_pe, np.float64), np.asarray(pmt_xy_cm, np.float64), n_top_channels,
         int(round(tight_coincidence_window_ns / sample_duration_ns)), float(sample_duration_ns))
 
 
 def property_columns(scalars: np.ndarray, quantiles: np.ndarray) -> dict[str, np.ndarray]:
     """Column name → array from :func:`property_arrays`' output."""
     columns = {}
-    for i, name in enumerate(SCALAR_COLUMNS):
-        values = scalars[:, i]
+    for values, name in zip(scalars, SCALAR_COLUMNS):
         columns[name] = np.where(np.isnan(values), -1, values).astype(np.int64) if name in INTEGER_COLUMNS else values
-    mid = quantiles[:, 10:11]
-    lower = quantiles[:, 10::-1]
-    upper = quantiles[:, 10:]
     for i, name in enumerate(DECILE_COLUMNS):
-        columns[name] = upper[:, i] - lower[:, i]
+        columns[name] = quantiles[10 + i] - quantiles[10 - i]
     for j, name in enumerate(MIDPOINT_COLUMNS):
-        columns[name] = quantiles[:, 2 * j] - mid[:, 0]
+        columns[name] = quantiles[2 * j] - quantiles[10]
     return columns
 
 
@@ -76,8 +73,9 @@ def property_columns(scalars: np.ndarray, quantiles: np.ndarray) -> dict[str, np
 def _properties(order, bounds, channel, left, right, imax, area, center, sample_offset, baseline_adc, samples,
                 adc_to_pe, pmt_xy, n_top, tc_window, dt_ns):
     n_peaks = len(bounds) - 1
-    out = np.full((n_peaks, N_SCALARS), np.nan)
-    quantiles = np.full((n_peaks, N_QUANTILES), np.nan)
+    out = np.full((N_SCALARS, n_peaks), np.nan)
+    quantiles = np.full((N_QUANTILES, n_peaks), np.nan)
+    peak_quantiles = np.empty(N_QUANTILES)
     buffer = np.empty(max(right.max() + 2, 1) if len(right) else 1)
     per_channel = np.zeros(len(adc_to_pe))
     stamp = np.full(len(adc_to_pe), -1, np.int64)
@@ -89,7 +87,7 @@ def _properties(order, bounds, channel, left, right, imax, area, center, sample_
                 stamp[channel[h]] = p
                 per_channel[channel[h]] = 0.0
                 n_channels += 1
-        row = out[p]
+        row = out[:, p]
         row[6] = n_channels
         if n_channels == 1:  # a lone hit: dropped after classification, nothing else needed
             continue
@@ -152,7 +150,8 @@ def _properties(order, bounds, channel, left, right, imax, area, center, sample_
                 weighted_s += buffer[i] * i
                 weighted_s2 += buffer[i] * i * i
                 positive += buffer[i]
-        area_quantile_times(buffer, n, first, dt_ns, quantiles[p])
+        area_quantile_times(buffer, n, first, dt_ns, peak_quantiles)
+        quantiles[:, p] = peak_quantiles
         peak_max_sample = first + peak_max
 
         n_tight = 0

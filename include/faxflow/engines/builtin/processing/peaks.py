@@ -59,9 +59,9 @@ def cluster_hits(hits: Hits, n_events: int, samples: np.ndarray, adc_to_pe: np.n
     belong to events first_event .. first_event + n_events − 1 (``Clusters.event`` counts from 0 there)."""
     event_bounds = np.searchsorted(hits.event, np.arange(first_event, first_event + n_events + 1))
     order, bounds, event = _cluster(
-        event_bounds, hits.index_of_maximum, hits.channel.astype(np.int64), hits.left, hits.right,
+        event_bounds, hits.index_of_maximum, np.asarray(hits.channel, np.int64), hits.left, hits.right,
         hits.sample_offset, hits.baseline_adc, hits.area_pe, hits.center_ns, hits.spread_pe_ns, samples,
-        adc_to_pe.astype(np.float64), len(adc_to_pe), float(sample_duration_ns),
+        np.asarray(adc_to_pe, np.float64), len(adc_to_pe), float(sample_duration_ns),
         int(processing.s1_cluster_gap_ns // sample_duration_ns),
         int(processing.s2_cluster_gap_ns // sample_duration_ns),
         processing.s1_max_rise_time_ns, processing.s1_max_width_90p_ns,

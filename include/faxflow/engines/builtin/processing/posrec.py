@@ -136,7 +136,7 @@ def _baker_cousins(observed: np.ndarray, expected_fraction: np.ndarray) -> np.nd
 def top_area_per_channel(order: np.ndarray, bounds: np.ndarray, peaks: np.ndarray, channel: np.ndarray,
                          area_pe: np.ndarray, n_top_channels: int) -> np.ndarray:
     """float[len(peaks), n_top_channels]: each selected peak's area per top channel (PE)."""
-    return _top_area(order, bounds, peaks.astype(np.int64), channel.astype(np.int64), area_pe, n_top_channels)
+    return _top_area(order, bounds, np.asarray(peaks, np.int64), np.asarray(channel, np.int64), area_pe, n_top_channels)
 
 
 @njit(cache=True)

@@ -39,7 +39,7 @@ from faxflow.engines.builtin import BATCH_EVENTS, detector
 from faxflow.engines.builtin.parameters import ProcessingParameters
 from faxflow.engines.builtin.processing.calibration import Calibration
 from faxflow.engines.builtin.processing.classification import LONE_HIT, PEAK_TYPES, S2, classify, s1_pairing_rank
-from faxflow.engines.builtin.processing.hits import Hits, find_hits
+from faxflow.engines.builtin.processing.hits import find_hits
 from faxflow.engines.builtin.processing.interactions import depth_z_cm, drift_time_ns, find_interactions
 from faxflow.engines.builtin.processing.peak_properties import N_SCALARS, property_arrays, property_columns
 from faxflow.engines.builtin.processing.peaks import Clusters, cluster_hits
@@ -114,49 +114,52 @@ def _event_slice(raw: RawData, first: int, stop: int) -> RawData:
 
 
 def _find_peaks(raw: RawData, to_pe: np.ndarray, processing: ProcessingParameters):
-    """Hits, clusters and peak property arrays of all events, computed block by block (see BLOCK_SAMPLES)."""
+    """(channel and area of every hit, hits per event, clusters, peak property columns) of all events,
+    computed block by block (see BLOCK_SAMPLES)."""
     dt = raw.sample_duration_ns
     n_events = raw.n_events
     pulse_event = np.repeat(np.arange(n_events), raw.event_n_pulses)
-    pulse_end = np.concatenate([[0], np.cumsum(raw.pulse_length, dtype=np.int64)])
+    pulse_channel, pulse_left, pulse_length, pulse_offset = (
+        np.asarray(values, np.int64) for values in (raw.pulse_channel, raw.pulse_left, raw.pulse_length,
+                                                    raw.pulse_offset))
+    pulse_end = np.concatenate([[0], np.cumsum(pulse_length)])
     event_end_samples = pulse_end[raw.event_first_pulse + raw.event_n_pulses]
     block_starts = np.arange(BLOCK_SAMPLES, event_end_samples[-1] if n_events else 0, BLOCK_SAMPLES)
     edges = np.unique(np.concatenate([[0], np.searchsorted(event_end_samples, block_starts, side="right"),
                                       [n_events]]))
     pmt_xy = detector.pmt_positions()
     n_top = len(detector.TOP_CHANNELS)
-    hit_parts, order, bounds, event, scalars, quantiles = [], [], [np.zeros(1, np.int64)], [], [], []
-    n_hits = 0
+    channel, area, n_hits = [], [], []
+    order, bounds, event, scalars, quantiles = [], [np.zeros(1, np.int64)], [], [], []
+    n_found = 0
     n_ordered = 0
     for e0, e1 in zip(edges[:-1], edges[1:]):
         p0 = raw.event_first_pulse[e0]
         p1 = raw.event_first_pulse[e1 - 1] + raw.event_n_pulses[e1 - 1]
-        hits = find_hits(raw.samples, pulse_event[p0:p1], raw.pulse_channel[p0:p1], raw.pulse_left[p0:p1],
-                         raw.pulse_length[p0:p1], raw.pulse_offset[p0:p1], to_pe, processing, dt)
+        hits = find_hits(raw.samples, pulse_event[p0:p1], pulse_channel[p0:p1], pulse_left[p0:p1],
+                         pulse_length[p0:p1], pulse_offset[p0:p1], to_pe, processing, dt)
         clusters = cluster_hits(hits, e1 - e0, raw.samples, to_pe, processing, dt, first_event=e0)
         block_scalars, block_quantiles = property_arrays(clusters, hits, raw.samples, to_pe, pmt_xy, n_top,
                                                          processing.tight_coincidence_window_ns, dt)
-        hit_parts.append(hits)
-        order.append(clusters.order + n_hits)
+        channel.append(hits.channel)
+        area.append(hits.area_pe)
+        n_hits.append(np.bincount(hits.event - e0, minlength=e1 - e0))
+        order.append(clusters.order + n_found)
         bounds.append(clusters.bounds[1:] + n_ordered)
         event.append(clusters.event + e0)
         scalars.append(block_scalars)
         quantiles.append(block_quantiles)
-        n_hits += len(hits)
+        n_found += len(hits)
         n_ordered += len(clusters.order)
-    if hit_parts:
-        hits = Hits(**{field.name: np.concatenate([getattr(part, field.name) for part in hit_parts])
-                       for field in dataclasses.fields(Hits)})
-    else:
-        hits = find_hits(raw.samples, pulse_event, raw.pulse_channel, raw.pulse_left, raw.pulse_length,
-                         raw.pulse_offset, to_pe, processing, dt)
     clusters = Clusters(order=np.concatenate(order) if order else np.zeros(0, np.int64),
                         bounds=np.concatenate(bounds), event=np.concatenate(event) if event else np.zeros(0, np.int64))
     if scalars:
-        props = property_columns(np.concatenate(scalars), np.concatenate(quantiles))
+        props = property_columns(np.concatenate(scalars, axis=1), np.concatenate(quantiles, axis=1))
+        hit_columns = np.concatenate(channel), np.concatenate(area), np.concatenate(n_hits).astype(np.int64)
     else:
-        props = property_columns(np.zeros((0, N_SCALARS)), np.zeros((0, N_QUANTILES)))
-    return hits, clusters, props
+        props = property_columns(np.zeros((N_SCALARS, 0)), np.zeros((N_QUANTILES, 0)))
+        hit_columns = np.zeros(0, np.int16), np.zeros(0), np.zeros(n_events, np.int64)
+    return *hit_columns, clusters, props
 
 
 def _process_chunk(raw: RawData, calibration: Calibration,
@@ -164,7 +167,7 @@ def _process_chunk(raw: RawData, calibration: Calibration,
     dt = raw.sample_duration_ns
     n_events = raw.n_events
     to_pe = calibration.adc_to_pe(dt)
-    hits, clusters, props = _find_peaks(raw, to_pe, processing)
+    hit_channel, hit_area_pe, n_hits, clusters, props = _find_peaks(raw, to_pe, processing)
     kind = classify(props, processing, clusters.event)
 
     lone = kind == LONE_HIT
@@ -179,7 +182,7 @@ def _process_chunk(raw: RawData, calibration: Calibration,
              "type": np.asarray(PEAK_TYPES, dtype=object)[kept_kind]}
     for name, values in props.items():
         peaks[name] = values[keep]
-    _add_positions(peaks, kept_kind, event_of_peak, keep, clusters, hits, calibration, processing)
+    _add_positions(peaks, kept_kind, event_of_peak, keep, clusters, hit_channel, hit_area_pe, calibration, processing)
 
     pairs = find_interactions(event_bounds, kept_kind, peaks["area"], peaks["tight_coincidence"],
                               peaks["index_of_maximum"], processing, s1_pairing_rank(peaks, processing))
@@ -187,7 +190,7 @@ def _process_chunk(raw: RawData, calibration: Calibration,
         "event_number": np.asarray(raw.event_number, dtype=np.int64),
         "event_duration_ns": (raw.event_length_samples * dt).astype(np.int64),
         "n_pulses": np.asarray(raw.event_n_pulses, dtype=np.int64),
-        "n_hits": np.bincount(hits.event, minlength=n_events).astype(np.int64),
+        "n_hits": n_hits,
         "n_lone_hits": np.bincount(clusters.event[lone], minlength=n_events).astype(np.int64),
         "n_peaks": np.diff(event_bounds).astype(np.int64),
     }
@@ -206,7 +209,8 @@ def _process_chunk(raw: RawData, calibration: Calibration,
     return events, peaks
 
 
-def _add_positions(peaks, kind, event_of_peak, keep, clusters, hits, calibration, processing) -> None:
+def _add_positions(peaks, kind, event_of_peak, keep, clusters, hit_channel, hit_area_pe, calibration,
+                   processing) -> None:
     """Pattern-fit the S2s that can be main or alternative S2s (the ``pair_n_s2s`` largest per event
     with area ≥ ``s2_pairing_threshold_pe``); set the preferred x, y columns."""
     area = peaks["area"]
@@ -215,7 +219,7 @@ def _add_positions(peaks, kind, event_of_peak, keep, clusters, hits, calibration
     s2_events = event_of_peak[s2]
     rank = np.arange(len(s2)) - np.searchsorted(s2_events, s2_events)
     fit = s2[rank < processing.pair_n_s2s]
-    top_area = top_area_per_channel(clusters.order, clusters.bounds, keep[fit], hits.channel, hits.area_pe,
+    top_area = top_area_per_channel(clusters.order, clusters.bounds, keep[fit], hit_channel, hit_area_pe,
                                     len(detector.TOP_CHANNELS))
     x_fit, y_fit, gof = pattern_fit(top_area, calibration.s2_pattern_height_cm, calibration.gain_period)
     n = len(area)
