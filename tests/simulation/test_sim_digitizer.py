@@ -105,3 +105,70 @@ def test_nothing_is_stored_for_dead_channels():
     assert len(raw.pulse_channel) > 1000
     assert not np.isin(raw.pulse_channel, detector.DEAD_CHANNELS).any()
     assert set(np.unique(raw.pulse_channel)) == set(np.flatnonzero(detector.live_mask()))
+
+
+def _reference_zle(deposits, lengths, physics, noise_bank, rng):
+    """Plain-numpy digitiser + ZLE of the kernel's regions (same noise draws): (event, channel, left, samples)."""
+    padding, baseline = physics.zle_padding_samples, physics.digitizer_baseline_adc
+    group_ends = digitizer._group_ends(deposits.event, deposits.channel)
+    left, right, first, last = digitizer._regions(deposits.event, deposits.start, deposits.offset, group_ends,
+                                                  lengths, padding + 2, digitizer.PULSE_SAMPLES)
+    noise_starts = rng.integers(0, len(noise_bank), size=len(left))
+    current_per_electron = digitizer.pulse_charge_fractions(physics.sample_duration_ns) / physics.sample_duration_ns
+    rms, thresholds = digitizer.noise_rms_adc(physics), detector.zle_thresholds_adc(physics)
+    pulses = []
+    for r in range(len(left)):
+        width, channel = right[r] - left[r], deposits.channel[first[r]]
+        current = np.zeros(width + digitizer.PULSE_SAMPLES)
+        for i in range(first[r], last[r]):
+            if deposits.offset[i] >= 0:
+                begin = deposits.start[i] - left[r]
+                current[begin:begin + digitizer.PULSE_SAMPLES] += deposits.amount[i] * current_per_electron[
+                    deposits.offset[i]]
+        noise = noise_bank[(noise_starts[r] + np.arange(width)) % len(noise_bank)]
+        raw = (baseline - (current[:width] * physics.adc_per_electron_per_ns).astype(np.int64)
+               + np.rint(noise * rms[channel]).astype(np.int64))
+        raw = np.clip(raw, 0, digitizer.MAX_ADC)
+        for i in range(first[r], last[r]):
+            if deposits.offset[i] < 0:
+                where = deposits.start[i] - left[r]
+                raw[where] = max(min(raw[where], baseline - int(deposits.amount[i])), 0)
+        windows = []
+        for crossing in np.flatnonzero(raw < baseline - thresholds[channel] - 1):
+            lo, hi = max(crossing - padding, 0), min(crossing + padding, width - 1)
+            if windows and lo <= windows[-1][1]:
+                windows[-1][1] = max(windows[-1][1], hi)
+            else:
+                windows.append([lo, hi])
+        for lo, hi in windows:
+            lo, hi = lo + (left[r] + lo) % 2, hi - (1 - (left[r] + hi) % 2)
+            if hi >= lo:
+                pulses.append((deposits.event[first[r]], channel, left[r] + lo, raw[lo:hi + 1]))
+    return pulses
+
+
+def test_digitiser_kernel_equals_a_plain_numpy_digitiser_sample_for_sample():
+    """Every stored sample of a noisy batch (PEs of all sizes, pile-up, spikes, the noise bank wrapping
+    around, clipping) equals a direct numpy evaluation of the same model with the same draws."""
+    physics = PhysicsParameters(noise_pulse_rate_per_channel_hz=2e3)
+    rng = np.random.default_rng(11)
+    lengths = np.array([30_000, 12_000, 50_000])
+    n = 4000
+    event = rng.integers(0, 3, n)
+    channel = rng.choice(np.flatnonzero(detector.live_mask(physics.period)), n)
+    time_ns = rng.random(n) * (lengths[event] * 10 - 5000)
+    area = 2e6 * np.exp(rng.normal(0, 1.5, n))  # from below threshold to the ADC's floor
+    parts = [digitizer.pe_deposits(event, channel, time_ns, area, lengths, physics),
+             digitizer.noise_spike_deposits(lengths, physics, rng)]
+    deposits = digitizer.sort_deposits(parts)
+    noise_bank = digitizer.make_noise_bank(rng, 5000)  # small: regions wrap around its end
+    state = rng.bit_generator.state
+    pulses = digitizer.digitize(deposits, lengths, physics, noise_bank, rng)
+    rng.bit_generator.state = state
+    expected = _reference_zle(deposits, lengths, physics, noise_bank, rng)
+    assert len(expected) == len(pulses.left) > 1000
+    assert (pulses.samples == 0).any() and len(parts[1].event) > 50
+    offsets = np.concatenate([[0], np.cumsum(pulses.length)])
+    for k, (event_k, channel_k, left_k, samples_k) in enumerate(expected):
+        assert (pulses.event[k], pulses.channel[k], pulses.left[k]) == (event_k, channel_k, left_k)
+        assert np.array_equal(pulses.samples[offsets[k]:offsets[k + 1]], samples_k)
