@@ -113,3 +113,17 @@ def test_every_numba_module_is_listed_so_its_code_is_warmed_and_digested():
     with_kernels = {".".join(("faxflow", "engines", "builtin", *path.relative_to(package).with_suffix("").parts))
                     for path in package.rglob("*.py") if "njit" in path.read_text() and path.name != "kernel_cache.py"}
     assert with_kernels == set(kernel_cache.KERNEL_MODULES)
+
+
+def test_every_kernel_module_imported_first_caches_under_the_kernel_cache(tmp_path):
+    """numba fixes a kernel's cache location at import: whichever module a process imports first, its
+    kernels cache under the chosen directory, never in the installed package's ``__pycache__``."""
+    code = ("import importlib, sys, numba\n"
+            "importlib.import_module(sys.argv[1])\n"
+            "print(numba.config.CACHE_DIR)\n")
+    env = {**os.environ, kernel_cache.ENV_VAR: str(tmp_path)}
+    for name in kernel_cache.KERNEL_MODULES:
+        result = subprocess.run([sys.executable, "-c", code, name], env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert Path(result.stdout.strip()).parent == tmp_path.resolve(), name

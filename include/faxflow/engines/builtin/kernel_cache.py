@@ -32,6 +32,7 @@ KERNEL_MODULES = (
     "faxflow.engines.builtin.simulation.digitizer",
     "faxflow.engines.builtin.simulation.light_sharing",
     "faxflow.engines.builtin.simulation.pmt",
+    "faxflow.engines.builtin.simulation.s2_pattern",
     "faxflow.engines.builtin.processing.hits",
     "faxflow.engines.builtin.processing.interactions",
     "faxflow.engines.builtin.processing.peak_properties",

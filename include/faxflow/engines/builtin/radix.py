@@ -5,6 +5,10 @@ mergesort there, and with the same result."""
 import numpy as np
 from numba import njit
 
+from faxflow.engines.builtin import kernel_cache
+
+kernel_cache.use()  # before its kernel is defined: the simulation and processing packages may not be imported yet
+
 RADIX_BITS = 8
 RADIX_COUNTS = (1 << RADIX_BITS) + 1  # length of the ``counts`` scratch of :func:`stable_argsort`
 _INSERTION_SORT_MAX = 24
