@@ -100,6 +100,8 @@ def _cluster(event_bounds, imax, channel, left, right, sample_offset, baseline_a
     # scratch for natural breaks
     stack = np.empty((n_hits + 1, 2), np.int64)
     final = np.empty((n_hits + 1, 2), np.int64)
+    split_scratch = np.empty((5, n_hits + 1))
+    id_scratch = np.empty(n_hits, np.int64)
 
     for e in range(len(event_bounds) - 1):
         a, b = event_bounds[e], event_bounds[e + 1]
@@ -150,7 +152,7 @@ def _cluster(event_bounds, imax, channel, left, right, sample_offset, baseline_a
                 n_final += 1
                 continue
             n_final = _natural_breaks(order, bounds[c], bounds[c + 1], left, right, area, center, spread, dt_ns,
-                                      nb_x, nb_y, stack, final, n_final)
+                                      nb_x, nb_y, stack, final, n_final, split_scratch, id_scratch)
         # the segments tile this event's part of `order`; re-emit them as peaks in that order
         n_peaks = first_cluster
         for j in np.argsort(final[:n_final, 0]):
@@ -161,16 +163,25 @@ def _cluster(event_bounds, imax, channel, left, right, sample_offset, baseline_a
 
 
 @njit(cache=True)
-def _natural_breaks(order, lo, hi, left, right, area, center, spread, dt_ns, nb_x, nb_y, stack, final, n_final):
-    """Sort order[lo:hi] by hit centre and split it recursively; append segments to ``final``."""
-    ids = order[lo:hi]
-    order[lo:hi] = ids[np.argsort(center[ids])]
+def _natural_breaks(order, lo, hi, left, right, area, center, spread, dt_ns, nb_x, nb_y, stack, final, n_final,
+                    split_scratch, id_scratch):
+    """Sort order[lo:hi] by hit centre and split it recursively; append segments to ``final``.
+    ``split_scratch`` (float[5, ≥ hi − lo + 1]) and ``id_scratch`` (int64[≥ hi − lo]) are overwritten."""
+    n = hi - lo
+    centers = split_scratch[0, :n]
+    for i in range(n):
+        centers[i] = center[order[lo + i]]
+    by_center = np.argsort(centers)
+    for i in range(n):
+        id_scratch[i] = order[lo + by_center[i]]
+    order[lo:hi] = id_scratch[:n]
     n_stack = 1
     stack[0, 0], stack[0, 1] = lo, hi
     while n_stack > 0:
         n_stack -= 1
         s_lo, s_hi = stack[n_stack, 0], stack[n_stack, 1]
-        k = _best_split(order[s_lo:s_hi], left, right, area, center, spread, dt_ns, nb_x, nb_y)
+        k = _best_split(order[s_lo:s_hi], left, right, area, center, spread, dt_ns, nb_x, nb_y, split_scratch,
+                        id_scratch)
         if k > 0:
             stack[n_stack, 0], stack[n_stack, 1] = s_lo, s_lo + k
             stack[n_stack + 1, 0], stack[n_stack + 1, 1] = s_lo + k, s_hi
@@ -182,16 +193,24 @@ def _natural_breaks(order, lo, hi, left, right, area, center, spread, dt_ns, nb_
 
 
 @njit(cache=True)
-def _best_split(ids, left, right, area, center, spread, dt_ns, nb_x, nb_y):
-    """Index k of the accepted split ids[:k] | ids[k:], or 0 for no split. ``ids`` sorted by centre."""
+def _best_split(ids, left, right, area, center, spread, dt_ns, nb_x, nb_y, scratch, int_scratch):
+    """Index k of the accepted split ids[:k] | ids[k:], or 0 for no split. ``ids`` sorted by centre;
+    ``scratch`` (float[5, ≥ len(ids) + 1]) and ``int_scratch`` (int64[≥ len(ids)]) are overwritten."""
     n = len(ids)
     if n < 2:
         return 0
-    c = center[ids]
-    a = area[ids]
-    s = spread[ids]
-    cum_a = np.zeros(n + 1)
-    cum_ac = np.zeros(n + 1)
+    c = scratch[0, :n]
+    a = scratch[1, :n]
+    s = scratch[2, :n]
+    cum_a = scratch[3, :n + 1]
+    cum_ac = scratch[4, :n + 1]
+    sufmin_left = int_scratch[:n]
+    for i in range(n):
+        c[i] = center[ids[i]]
+        a[i] = area[ids[i]]
+        s[i] = spread[ids[i]]
+    cum_a[0] = 0.0
+    cum_ac[0] = 0.0
     d_max = 0.0
     for i in range(n):
         cum_a[i + 1] = cum_a[i] + a[i]
@@ -200,7 +219,6 @@ def _best_split(ids, left, right, area, center, spread, dt_ns, nb_x, nb_y):
     sad_all = _sad(c, a, s, d_max, cum_a, cum_ac, 0, n)
     if sad_all <= 0:
         return 0
-    sufmin_left = np.empty(n, np.int64)
     sufmin_left[n - 1] = left[ids[n - 1]]
     for i in range(n - 2, -1, -1):
         sufmin_left[i] = min(sufmin_left[i + 1], left[ids[i]])

@@ -43,16 +43,18 @@ def area_quantile_times(buffer, n_samples, first_sample, dt_ns, out):
         out[:] = np.nan
         return
     q = 0
+    level = 0.0  # total * q / (N_QUANTILES - 1), computed once per quantile
     cumulative = 0.0
     last_positive = 0
     for i in range(n_samples):
         w = buffer[i]
         if w > 0:
             last_positive = i
-            while q < N_QUANTILES and cumulative + w >= total * q / (N_QUANTILES - 1):
-                fraction = (total * q / (N_QUANTILES - 1) - cumulative) / w
+            while q < N_QUANTILES and cumulative + w >= level:
+                fraction = (level - cumulative) / w
                 out[q] = (first_sample + i + max(fraction, 0.0)) * dt_ns
                 q += 1
+                level = total * q / (N_QUANTILES - 1)
         cumulative += w
     while q < N_QUANTILES:  # float rounding can leave the 100 % point unreached
         out[q] = (first_sample + last_positive + 1) * dt_ns
