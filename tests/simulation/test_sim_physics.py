@@ -118,6 +118,19 @@ def test_luminescence_timing():
     assert delays.mean() == pytest.approx(emission_mean + 119.5, rel=0.01)
 
 
+def test_luminescence_delays_are_the_quantile_interpolation_plus_the_excimer_decay_draw_for_draw():
+    """Same draws, same values as the documented formula: a seed's S2 timing stays the same bytes."""
+    draws = rng(4)
+    emission_u, singlet_u, decay = draws.random(5000), draws.random(5000), draws.standard_exponential(5000)
+    quantiles = luminescence.emission_time_quantiles_ns(PHYSICS)
+    position = emission_u * (len(quantiles) - 1)
+    index = np.minimum(position.astype(np.int64), len(quantiles) - 2)
+    emission = quantiles[index] * (1.0 - (position - index)) + quantiles[index + 1] * (position - index)
+    lifetime = np.where(singlet_u < PHYSICS.singlet_fraction_gas, PHYSICS.singlet_lifetime_gas_ns,
+                        PHYSICS.triplet_lifetime_gas_ns)
+    assert np.array_equal(luminescence.s2_photon_delays_ns(5000, PHYSICS, rng(4)), emission + decay * lifetime)
+
+
 def test_light_never_reaches_dead_pmts():
     channels = light_sharing.s1_photon_channels(np.full(50_000, 0.5), "SR1", rng())
     assert not np.isin(channels, detector.DEAD_CHANNELS).any()

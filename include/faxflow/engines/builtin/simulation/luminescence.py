@@ -11,6 +11,7 @@ computed once per parameter set. The gas-gap warping map (a pickle) is not used:
 
 from functools import lru_cache
 
+import numba
 import numpy as np
 
 BOLTZMANN_J_PER_K = 1.380649e-23
@@ -69,11 +70,26 @@ def s2_photon_delays_ns(n_photons: int, physics, rng: np.random.Generator) -> np
     Emission time from the gas-gap field model plus the gas excimer decay (singlet with
     probability singlet_fraction_gas, else triplet).
     """
-    quantiles = emission_time_quantiles_ns(physics)
-    position = rng.random(n_photons) * (len(quantiles) - 1)
-    index = np.minimum(position.astype(np.int64), len(quantiles) - 2)
-    fraction = position - index
-    emission = quantiles[index] * (1.0 - fraction) + quantiles[index + 1] * fraction
-    singlet = rng.random(n_photons) < physics.singlet_fraction_gas
-    lifetime = np.where(singlet, physics.singlet_lifetime_gas_ns, physics.triplet_lifetime_gas_ns)
-    return emission + rng.standard_exponential(n_photons) * lifetime
+    emission_uniform = rng.random(n_photons)
+    singlet_uniform = rng.random(n_photons)
+    decay = rng.standard_exponential(n_photons)
+    return _delays_ns(emission_time_quantiles_ns(physics), emission_uniform, singlet_uniform, decay,
+                      float(physics.singlet_fraction_gas), float(physics.singlet_lifetime_gas_ns),
+                      float(physics.triplet_lifetime_gas_ns))
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _delays_ns(quantiles, emission_uniform, singlet_uniform, decay, singlet_fraction, singlet_lifetime_ns,
+               triplet_lifetime_ns):
+    """Per photon: the emission-time quantile function at ``emission_uniform`` (linear between the
+    tabulated quantiles) plus ``decay`` (a unit exponential) times the singlet or triplet lifetime."""
+    steps = len(quantiles) - 1
+    delays = np.empty(len(emission_uniform))
+    for i in range(len(emission_uniform)):
+        position = emission_uniform[i] * steps
+        index = min(np.int64(position), steps - 1)
+        fraction = position - index
+        emission = quantiles[index] * (1.0 - fraction) + quantiles[index + 1] * fraction
+        lifetime = singlet_lifetime_ns if singlet_uniform[i] < singlet_fraction else triplet_lifetime_ns
+        delays[i] = emission + decay[i] * lifetime
+    return delays
