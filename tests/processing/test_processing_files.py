@@ -45,6 +45,17 @@ def test_processed_file_holds_every_event_and_the_peaks(raw_path, tmp_path):
     assert processed.peaks["type"].tolist() == ["s1", "s2", "s1", "s1"]
 
 
+def test_processed_rows_are_read_by_row_type_in_any_order(raw_path, tmp_path):
+    process_file(raw_path, tmp_path / "p.parquet", PROCESSING)
+    table = pq.read_table(tmp_path / "p.parquet")
+    rolled_rows = np.roll(np.arange(table.num_rows), 2)  # peaks 2, 3, the 3 events, peaks 0, 1
+    pq.write_table(table.take(rolled_rows), tmp_path / "rolled.parquet")
+    written, rolled = read_processed(tmp_path / "p.parquet"), read_processed(tmp_path / "rolled.parquet")
+    assert len(written.events) == 3 and len(written.peaks) == 4
+    pd.testing.assert_frame_equal(rolled.events, written.events)
+    pd.testing.assert_frame_equal(rolled.peaks.iloc[[2, 3, 0, 1]].reset_index(drop=True), written.peaks)
+
+
 def test_minitrees_have_one_row_per_event_with_hax_columns(raw_path, tmp_path):
     process_file(raw_path, tmp_path / "p.parquet", PROCESSING)
     counts = build_minitrees_file(tmp_path / "p.parquet", tmp_path / "m.parquet", PROCESSING)

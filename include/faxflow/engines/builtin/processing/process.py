@@ -323,10 +323,12 @@ def read_processed_columns(path: Path) -> tuple[dict[str, np.ndarray], dict[str,
     metadata = json.loads(raw_metadata)
     if metadata.get("format_version") != FORMAT_VERSION:
         raise BadInputError(f"{path}: processed format {metadata.get('format_version')}, expected {FORMAT_VERSION}")
-    row_type = table.column("row_type")
-    columns = []
-    for kind in ("event", "peak"):
-        rows = table.filter(pc.equal(row_type, kind))
-        columns.append({name: rows.column(name).to_numpy() for name in metadata[f"{kind}_columns"]
-                        if name != "row_type"})
+    is_event = pc.equal(table.column("row_type"), "event").to_numpy(zero_copy_only=False)
+    n_events = int(is_event.sum())
+    if is_event[:n_events].all():  # event rows first, as written: slices instead of copies
+        parts = {"event": table.slice(0, n_events), "peak": table.slice(n_events)}
+    else:
+        parts = {"event": table.filter(is_event), "peak": table.filter(~is_event)}
+    columns = [{name: parts[kind].column(name).to_numpy() for name in metadata[f"{kind}_columns"] if name != "row_type"}
+               for kind in ("event", "peak")]
     return columns[0], columns[1], float(metadata["sample_duration_ns"])
