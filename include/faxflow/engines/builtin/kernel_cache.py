@@ -29,10 +29,11 @@ from faxflow.errors import StorageError
 
 ENV_VAR = "FAXFLOW_KERNEL_CACHE"
 KERNEL_MODULES = (
+    "faxflow.engines.builtin.detector.s2_pattern",
     "faxflow.engines.builtin.simulation.digitizer",
     "faxflow.engines.builtin.simulation.light_sharing",
+    "faxflow.engines.builtin.simulation.luminescence",
     "faxflow.engines.builtin.simulation.pmt",
-    "faxflow.engines.builtin.simulation.s2_pattern",
     "faxflow.engines.builtin.processing.hits",
     "faxflow.engines.builtin.processing.interactions",
     "faxflow.engines.builtin.processing.peak_properties",

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.polynomial import legendre
 
 from faxflow.engines.builtin import detector
-from faxflow.engines.builtin.simulation.s2_pattern import pattern_rows
+from faxflow.engines.builtin.detector.s2_pattern import pattern_rows
 from faxflow.geometry import TPC_SIZE_CM
 
 TPC_RADIUS_CM = TPC_SIZE_CM["XENON1T"]["radius"]

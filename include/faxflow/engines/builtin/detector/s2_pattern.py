@@ -4,6 +4,10 @@
 import numba
 import numpy as np
 
+from faxflow.engines.builtin import kernel_cache
+
+kernel_cache.use()  # before its kernel is defined: no kernel package may have been imported yet
+
 _PAIRWISE_LANES = 8
 
 
