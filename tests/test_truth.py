@@ -182,3 +182,11 @@ def test_merge_file_is_the_pandas_join(tmp_path, events):
                    tmp_path / "expected.parquet", compression="snappy")
     assert (tmp_path / "merged.parquet").read_bytes() == (tmp_path / "expected.parquet").read_bytes()
     assert pq.read_table(tmp_path / "merged.parquet").column("cs2").null_count == 1 + len(set(range(4)) - set(events))
+
+
+def test_peak_types_are_read_whatever_their_case_and_padding(tmp_path):
+    rows = single_peak_rows()
+    spelled = [dict(row, peak_type=spelling) for row, spelling in zip(rows, [" S1", "s2 ", "S2"])]
+    expected = sort_truth(write_truth(tmp_path / "plain.csv", rows), 4)
+    pd.testing.assert_frame_equal(sort_truth(write_truth(tmp_path / "spelled.csv", spelled), 4), expected)
+    assert expected["s1"].notna().tolist() == [True, False, False, False]
