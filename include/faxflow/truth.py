@@ -92,7 +92,7 @@ def sort_truth_frame(truth: pd.DataFrame, n_events: int, source: str = "<truth>"
         raise BadInputError(f"{source}: truth has events outside 0..{n_events - 1} (e.g. {bad}); "
                             f"wrong truth file or wrong event count")
     # normalised once per distinct spelling (a few), not per row
-    spellings, spelling = np.unique(truth["peak_type"].fillna("").astype(str).to_numpy(), return_inverse=True)
+    spelling, spellings = pd.factorize(truth["peak_type"].fillna("").astype(str))
     peak_type = np.array([name.strip().lower() for name in spellings], dtype=object)[spelling]
     n = truth["n_photons"].to_numpy(dtype=np.float64)
     mean = truth["t_mean_photons"].to_numpy(dtype=np.float64)
