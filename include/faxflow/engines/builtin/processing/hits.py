@@ -123,25 +123,6 @@ def _pulse_noise_wide(pulse, n_base, base_sum):
 
 
 @njit(cache=True)
-def _hit_sums(hit):
-    """Σ raw, Σ raw·t, Σ raw·t² (t = 0..n−1, exact int64) and the first t of the lowest raw sample."""
-    sum_raw = 0
-    sum_rt = 0
-    sum_rt2 = 0
-    best = 0
-    lowest = hit[0]
-    for t in range(len(hit)):
-        raw = np.int64(hit[t])
-        sum_raw += raw
-        sum_rt += raw * t
-        sum_rt2 += raw * t * t
-        if raw < lowest:
-            lowest = raw
-            best = t
-    return sum_raw, sum_rt, sum_rt2, best
-
-
-@njit(cache=True)
 def _find_hits(samples, pulse_event, pulse_channel, pulse_left, pulse_length, pulse_offset,
                adc_to_pe, baseline_samples, thr_sigma, thr_min, ext_left, ext_right, dt_ns):
     """One pass over the pulses: baseline, noise, threshold crossings, extension and hit properties."""
@@ -221,7 +202,19 @@ def _find_hits(samples, pulse_event, pulse_channel, pulse_left, pulse_length, pu
             previous_right = hi
             # integer sums of raw, raw·t, raw·t² (t = i − lo) are exact; w = base − raw
             n = hi - lo + 1
-            sum_raw, sum_rt, sum_rt2, best = _hit_sums(pulse[lo:hi + 1])
+            sum_raw = 0
+            sum_rt = 0
+            sum_rt2 = 0
+            best = 0  # first t of the lowest raw sample
+            hit_lowest = np.int64(pulse[lo])
+            for t in range(n):
+                raw = np.int64(pulse[lo + t])
+                sum_raw += raw
+                sum_rt += raw * t
+                sum_rt2 += raw * t * t
+                if raw < hit_lowest:
+                    hit_lowest = raw
+                    best = t
             sum_t = n * (n - 1) / 2
             sum_t2 = (n - 1) * n * (2 * n - 1) / 6
             total = n * base - sum_raw
