@@ -1,5 +1,6 @@
-"""Kernel of the S2 top pattern (``detector.lightmaps.s2_top_pattern``): one pass per position, no
-[n, 127] temporaries, the same values as the numpy expression it replaces."""
+"""Kernels of the S2 top pattern (``detector.lightmaps.s2_top_pattern``), the one home of its formula:
+the pattern itself (one pass per position, no [n, 127] temporaries, the same values as the numpy
+expression it replaces) and its log-likelihood for the position fit (``processing.posrec``)."""
 
 import numba
 import numpy as np
@@ -45,4 +46,31 @@ def pattern_rows(x, y, pmt_x, pmt_y, live, height_sq):
                 total += row[j]
         for j in range(m):
             row[j] /= total
+    return out
+
+
+@numba.njit(cache=True)
+def log_likelihood_rows(observed, xy, pmt_xy, live, height_sq_cm2):
+    """float64[len(xy)]: Σ_j o_j ln p_j(x, y) of the pattern of :func:`pattern_rows` at each trial
+    position ``xy[i]`` for the observed top areas ``observed[i // (len(xy) // len(observed))]``
+    (per top channel; ``live`` indexes the live ones, ``pmt_xy`` [2, n live]), without the [n, 127]
+    pattern: with u_j = 1 + d_j²/h², the pattern is p_j = u_j^−3/2 / Σ_live u^−3/2 on live PMTs, so
+    Σ o_j ln p_j = −3/2 Σ o_j ln u_j − O ln Σ_live u^−3/2 (dead PMTs see no light: o_j = 0)."""
+    n_per_row = len(xy) // len(observed)
+    out = np.empty(len(xy))
+    for i in range(len(xy)):
+        o = observed[i // n_per_row]
+        weight_sum = 0.0
+        weighted_log = 0.0
+        total = 0.0
+        for k in range(len(live)):
+            dx = xy[i, 0] - pmt_xy[0, k]
+            dy = xy[i, 1] - pmt_xy[1, k]
+            u = 1.0 + (dx * dx + dy * dy) / height_sq_cm2
+            weight_sum += 1.0 / (u * np.sqrt(u))
+            light = o[live[k]]
+            if light > 0:
+                weighted_log += light * np.log(u)
+                total += light
+        out[i] = -1.5 * weighted_log - total * np.log(weight_sum)
     return out

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from faxflow.engines.builtin import detector
-from faxflow.engines.builtin.detector import lightmaps
+from faxflow.engines.builtin.detector import lightmaps, s2_pattern
 
 GRID_PITCH_CM = 2.5
 GRID_RADIUS_CM = 50.0
@@ -91,7 +91,8 @@ def _parabola_vertex(score: np.ndarray) -> np.ndarray:
 def _log_likelihood(observed: np.ndarray, xy: np.ndarray, pattern_height_cm: float, period: str) -> np.ndarray:
     """Σ o_j ln p_j(x, y) for each trial position; ``xy`` holds len(observed) blocks of equal size."""
     pmt_xy, live = _top_pmts(period)
-    return _log_likelihood_kernel(observed, np.ascontiguousarray(xy), pmt_xy, live, float(pattern_height_cm) ** 2)
+    return s2_pattern.log_likelihood_rows(observed, np.ascontiguousarray(xy), pmt_xy, live,
+                                          float(pattern_height_cm) ** 2)
 
 
 @lru_cache(maxsize=4)
@@ -99,31 +100,6 @@ def _top_pmts(period: str) -> tuple[np.ndarray, np.ndarray]:
     """(float[2, n] x, y in cm, int64[n] channel) of the top PMTs live in ``period``."""
     live = np.flatnonzero(detector.live_mask(period)[detector.TOP_CHANNELS])
     return np.ascontiguousarray(detector.pmt_positions()[detector.TOP_CHANNELS][live].T), live
-
-
-@njit(cache=True)
-def _log_likelihood_kernel(observed, xy, pmt_xy, live, height_sq_cm2):
-    """:func:`_log_likelihood` without the [n, 127] pattern: with u_j = 1 + d_j²/h², the pattern of
-    ``lightmaps.s2_top_pattern`` is p_j = u_j^−3/2 / Σ_live u^−3/2 on live PMTs, so
-    Σ o_j ln p_j = −3/2 Σ o_j ln u_j − O ln Σ_live u^−3/2 (dead PMTs see no light: o_j = 0)."""
-    n_per_row = len(xy) // len(observed)
-    out = np.empty(len(xy))
-    for i in range(len(xy)):
-        o = observed[i // n_per_row]
-        weight_sum = 0.0
-        weighted_log = 0.0
-        total = 0.0
-        for k in range(len(live)):
-            dx = xy[i, 0] - pmt_xy[0, k]
-            dy = xy[i, 1] - pmt_xy[1, k]
-            u = 1.0 + (dx * dx + dy * dy) / height_sq_cm2
-            weight_sum += 1.0 / (u * np.sqrt(u))
-            light = o[live[k]]
-            if light > 0:
-                weighted_log += light * np.log(u)
-                total += light
-        out[i] = -1.5 * weighted_log - total * np.log(weight_sum)
-    return out
 
 
 def _baker_cousins(observed: np.ndarray, expected_fraction: np.ndarray) -> np.ndarray:
