@@ -19,10 +19,13 @@ per CPU-second of the child (``time.process_time``), not wall time; peak RSS is 
   the whole chain, CPU seconds per step, bytes per event of the kept raw file, peak RSS. A warm-up
   production of 20 events runs first, outside the timings.
 * ``time_per_event_ratio``: CPU time per event at the largest size over the smallest, per chain.
+* with ``--baseline REV``: the same runs of the library at git revision REV (its ``include/``, driven
+  by this harness, with its own kernel cache), each run next to the current one so both see the same
+  machine, and ``speedup_vs_baseline`` (baseline CPU time over current) per chain and size.
 
 Prints one JSON line and writes bench/results/chain.json.
 
-    .venv/bin/python bench/bench_chain.py [--sizes 1000 10000] [--skip-cold]
+    .venv/bin/python bench/bench_chain.py [--sizes 1000 10000] [--skip-cold] [--baseline REV]
 """
 
 import argparse
@@ -122,8 +125,11 @@ def child(n_events: int, chain: str, cold: bool) -> None:
     print(json.dumps({**run, "peak_rss_mb": peak_rss_mb}))
 
 
-def _child(args: list[str], cache: Path) -> dict:
+def _child(args: list[str], cache: Path, library: Path | None = None) -> dict:
+    """Run this script as a benchmark child (on the library under ``library``, default the installed one)."""
     env = {**os.environ, **SINGLE_THREAD, "FAXFLOW_KERNEL_CACHE": str(cache)}
+    if library is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(library), env.get("PYTHONPATH")]))
     run = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env)
     if run.returncode != 0:
         raise RuntimeError(f"bench child {' '.join(args)} failed ({run.returncode}):\n{run.stderr[-3000:]}")
@@ -140,10 +146,36 @@ def cold_start(cache: Path) -> dict:
             "runs": {"empty_cache": cold, "warm_cache": warm}}
 
 
+def baseline_library(rev: str, into: Path) -> Path:
+    """The ``include/`` tree of git revision ``rev`` of this repository, extracted under ``into``."""
+    repo = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "include"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into / "include"
+
+
+def summary(runs: dict, sizes: list[int]) -> dict:
+    """The ``sizes`` (and ``time_per_event_ratio``) entries of the result for ``runs[(chain, size)]``."""
+    result = {"sizes": {}}
+    for (chain, size), run in runs.items():
+        total = sum(run["seconds"].values())
+        entry = {"events_per_cpu_s": size / total, "step_cpu_s": run["seconds"], "peak_rss_mb": run["peak_rss_mb"]}
+        if chain == "kept":
+            entry["raw_bytes_per_event"] = run["raw_bytes"] / size
+        result["sizes"].setdefault(str(size), {})[chain] = entry
+    if len(sizes) > 1:
+        small, large = min(sizes), max(sizes)
+        result["time_per_event_ratio"] = {
+            chain: (sum(runs[chain, large]["seconds"].values()) / large)
+            / (sum(runs[chain, small]["seconds"].values()) / small) for chain in CHAINS}
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--skip-cold", action="store_true", help="do not measure the cold start")
+    parser.add_argument("--baseline", metavar="REV", help="also run git revision REV's library, run by run")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--chain", choices=CHAINS, help=argparse.SUPPRESS)
     parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
@@ -158,19 +190,22 @@ def main() -> None:
             result["cold_start"] = cold_start(Path(fresh))
         cache = Path(fresh) if not args.skip_cold else Path(
             os.environ.get("FAXFLOW_KERNEL_CACHE") or Path(__file__).resolve().parents[1] / "runs/.cache/kernels")
-        runs = {(chain, size): _child(["--child", str(size), "--chain", chain], cache)
-                for chain in CHAINS for size in args.sizes}
-    for (chain, size), run in runs.items():
-        total = sum(run["seconds"].values())
-        entry = {"events_per_cpu_s": size / total, "step_cpu_s": run["seconds"], "peak_rss_mb": run["peak_rss_mb"]}
-        if chain == "kept":
-            entry["raw_bytes_per_event"] = run["raw_bytes"] / size
-        result["sizes"].setdefault(str(size), {})[chain] = entry
-    if len(args.sizes) > 1:
-        small, large = min(args.sizes), max(args.sizes)
-        result["time_per_event_ratio"] = {
-            chain: (sum(runs[chain, large]["seconds"].values()) / large)
-            / (sum(runs[chain, small]["seconds"].values()) / small) for chain in CHAINS}
+        runs, baseline_runs = {}, {}
+        with tempfile.TemporaryDirectory(prefix="bench-baseline-") as old:
+            library = baseline_library(args.baseline, Path(old)) if args.baseline else None
+            baseline_cache = cache.parent / f"baseline-{args.baseline}"
+            for chain in CHAINS:
+                for size in args.sizes:
+                    if library is not None:
+                        baseline_runs[chain, size] = _child(["--child", str(size), "--chain", chain], baseline_cache,
+                                                            library)
+                    runs[chain, size] = _child(["--child", str(size), "--chain", chain], cache)
+    result.update(summary(runs, args.sizes))
+    if args.baseline:
+        result["baseline"] = {"rev": args.baseline, **summary(baseline_runs, args.sizes)}
+        result["speedup_vs_baseline"] = {
+            str(size): {chain: sum(baseline_runs[chain, size]["seconds"].values())
+                        / sum(runs[chain, size]["seconds"].values()) for chain in CHAINS} for size in args.sizes}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
