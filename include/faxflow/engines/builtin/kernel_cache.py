@@ -41,6 +41,7 @@ KERNEL_MODULES = (
     "faxflow.engines.builtin.processing.posrec",
     "faxflow.engines.builtin.processing.sumwaveform",
     "faxflow.engines.builtin.radix",
+    "faxflow.engines.builtin.rawio",
 )
 WARM_UP_EVENTS = 20
 

@@ -30,8 +30,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from numba import njit
 
+from faxflow.engines.builtin import kernel_cache
 from faxflow.errors import BadInputError
+
+kernel_cache.use()  # before the frame kernels are defined: this module may be the first kernel module imported
 
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
@@ -259,23 +263,49 @@ class _NpzStream:
                                      min(directory_size, 0xFFFFFFFF), min(directory_offset, 0xFFFFFFFF), 0))
 
 
-def _encode_frame(samples: np.ndarray, baseline_adc: int) -> bytes:
-    """One compressed frame (see the module docstring)."""
-    below = np.int16(baseline_adc) - samples.astype(np.int16, copy=False)  # wraps around, losslessly
-    zigzag = ((below << 1) ^ (below >> 15)).view(np.uint16)
-    split = np.ascontiguousarray(zigzag.view(np.uint8).reshape(-1, 2).T)
+@njit(cache=True)
+def _split_zigzag(samples, baseline_adc, out):
+    """The uncompressed frame of ``samples`` into ``out[:2n]`` in one pass (see the module docstring):
+    per sample its zigzag-coded ``baseline_adc - sample``, low byte at ``i``, high byte at ``n + i``.
+    16-bit arithmetic throughout (each step cast back), which wraps around like the format and
+    lets the loop vectorise."""
+    n = len(samples)
+    low, high = out[:n], out[n:2 * n]
+    baseline = np.int16(baseline_adc)
+    for i in range(n):
+        below = np.int16(baseline - samples[i])
+        code = np.uint16((below << 1) ^ (below >> 15))
+        low[i] = np.uint8(code)
+        high[i] = np.uint8(code >> 8)
+
+
+@njit(cache=True)
+def _unsplit_zigzag(split, baseline_adc, out):
+    """Inverse of :func:`_split_zigzag`: the ``len(out)`` samples of the uncompressed frame ``split``."""
+    n = len(out)
+    low, high = split[:n], split[n:2 * n]
+    baseline = np.int16(baseline_adc)
+    for i in range(n):
+        code = np.int16(np.uint16(low[i]) | (np.uint16(high[i]) << 8))
+        below = np.int16(np.int16((code >> 1) & 0x7FFF) ^ np.int16(-(code & 1)))
+        out[i] = np.int16(baseline - below)
+
+
+def _encode_frame(samples: np.ndarray, baseline_adc: int, scratch: np.ndarray | None = None) -> bytes:
+    """One compressed frame (see the module docstring); ``scratch`` (uint8, ≥ 2 bytes a sample) is
+    reused for the uncompressed frame if given."""
+    samples = np.asarray(samples, dtype=np.int16)
+    split = np.empty(2 * len(samples), np.uint8) if scratch is None else scratch[:2 * len(samples)]
+    _split_zigzag(samples, int(np.int16(baseline_adc)), split)
     return pa.Codec("zstd", ZSTD_LEVEL).compress(split, asbytes=True)
 
 
 def _decode_frame(frame, n_samples: int, baseline_adc: int, out: np.ndarray) -> None:
-    """Decode one frame of ``n_samples`` samples into ``out`` (in place, a few passes in cache)."""
+    """Decode one frame of ``n_samples`` samples into ``out`` (in place)."""
     split = np.frombuffer(pa.Codec("zstd").decompress(frame, decompressed_size=2 * n_samples), np.uint8)
-    zigzag = split[n_samples:].astype(np.uint16)
-    zigzag <<= 8
-    zigzag |= split[:n_samples]
-    below = (zigzag >> 1).view(np.int16)
-    below ^= (-(zigzag & 1)).view(np.int16)  # -(u & 1) wraps to all ones for odd u
-    np.subtract(np.int16(baseline_adc), below, out=out)
+    if len(split) != 2 * n_samples:  # the kernel does not check bounds
+        raise ValueError(f"frame holds {len(split)} bytes, expected {2 * n_samples}")
+    _unsplit_zigzag(split, int(np.int16(baseline_adc)), out)
 
 
 class _FrameWriter:
@@ -285,12 +315,13 @@ class _FrameWriter:
     def __init__(self, archive: _NpzStream, baseline_adc: int):
         self._archive, self._baseline = archive, baseline_adc
         self._pending = np.zeros(0, np.int16)
+        self._scratch = np.empty(2 * FRAME_SAMPLES, np.uint8)
         self.frame_samples: list[int] = []
         self.frame_bytes: list[int] = []
         archive.begin_stream("samples_zstd", np.uint8)
 
     def _emit(self, samples: np.ndarray) -> None:
-        frame = _encode_frame(samples, self._baseline)
+        frame = _encode_frame(samples, self._baseline, self._scratch)
         self._archive.write_chunk(frame)
         self.frame_samples.append(len(samples))
         self.frame_bytes.append(len(frame))
@@ -430,9 +461,27 @@ class FrameSamples:
         self._start = np.cumsum(frame_samples) - frame_samples
         self._byte_start = np.cumsum(frame_bytes) - frame_bytes
         self._length = int(frame_samples.sum())
+        self._last: tuple[int, np.ndarray] | None = None  # (frame, its samples): the last one cut by a slice
 
     def __len__(self) -> int:
         return self._length
+
+    def _decode(self, frame: int, out: np.ndarray) -> None:
+        offset, size = self._byte_start[frame], self._bytes[frame]
+        try:
+            _decode_frame(self._compressed[offset:offset + size], len(out), self._baseline, out)
+        except (pa.ArrowException, OSError, ValueError) as error:
+            raise BadInputError(f"{self._path}: corrupt raw-data frame at sample {self._start[frame]}: "
+                                f"{error}") from error
+
+    def _cut_frame(self, frame: int) -> np.ndarray:
+        """The samples of a frame a slice only partly covers; kept, as a reader slicing consecutive
+        ranges cuts the same frame at the end of one slice and the start of the next."""
+        if self._last is None or self._last[0] != frame:
+            decoded = np.empty(int(self._n[frame]), np.int16)
+            self._decode(frame, decoded)
+            self._last = (frame, decoded)
+        return self._last[1]
 
     def __getitem__(self, key: slice) -> np.ndarray:
         start, stop, step = key.indices(self._length)
@@ -445,14 +494,11 @@ class FrameSamples:
             frame_start, n = int(self._start[frame]), int(self._n[frame])
             if frame_start >= stop:
                 break
-            decoded = np.empty(n, np.int16)
-            offset, size = self._byte_start[frame], self._bytes[frame]
-            try:
-                _decode_frame(self._compressed[offset:offset + size], n, self._baseline, decoded)
-            except (pa.ArrowException, OSError, ValueError) as error:
-                raise BadInputError(f"{self._path}: corrupt raw-data frame at sample {frame_start}: {error}") from error
             lo, hi = max(start, frame_start), min(stop, frame_start + n)
-            out[lo - start:hi - start] = decoded[lo - frame_start:hi - frame_start]
+            if hi - lo == n:
+                self._decode(frame, out[lo - start:hi - start])
+            elif hi > lo:
+                out[lo - start:hi - start] = self._cut_frame(frame)[lo - frame_start:hi - frame_start]
         return out
 
 
