@@ -71,8 +71,12 @@ def test_consecutive_slices_decode_each_frame_once(tmp_path, monkeypatch):
     lazy = rawio.read_raw(tmp_path / "raw.npz", lazy_samples=True).samples
     decoded = []
     real_decode = rawio._decode_frame
-    monkeypatch.setattr(rawio, "_decode_frame", lambda frame, *args: decoded.append(len(frame)) or
-                        real_decode(frame, *args))
+
+    def counted_decode(frame, *args):
+        decoded.append(len(frame))
+        real_decode(frame, *args)
+
+    monkeypatch.setattr(rawio, "_decode_frame", counted_decode)
     cuts = [0, 1000, FRAME_SAMPLES - 1, FRAME_SAMPLES + 7, 2 * FRAME_SAMPLES + 3, 2 * FRAME_SAMPLES + 9, n]
     parts = [lazy[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
     np.testing.assert_array_equal(np.concatenate(parts), raw.samples)
