@@ -127,3 +127,15 @@ def test_every_kernel_module_imported_first_caches_under_the_kernel_cache(tmp_pa
                                 timeout=120)
         assert result.returncode == 0, result.stderr
         assert Path(result.stdout.strip()).parent == tmp_path.resolve(), name
+
+
+def test_warming_runs_the_kept_raw_frame_coder(session_cache):
+    """``raw: keep`` jobs find the frame coder's kernels warm too: warming writes and reads a raw file."""
+    code = ("from faxflow.engines.builtin import kernel_cache, rawio\n"
+            "kernel_cache.use()\n"
+            "kernel_cache._compile_all()\n"
+            "print(bool(rawio._split_zigzag.signatures), bool(rawio._unsplit_zigzag.signatures))\n")
+    env = {**os.environ, kernel_cache.ENV_VAR: str(session_cache.parent)}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]

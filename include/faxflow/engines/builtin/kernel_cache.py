@@ -124,8 +124,10 @@ def _compile_all() -> None:
     with tempfile.TemporaryDirectory(prefix="faxflow-warm-") as tmp:
         instructions = Path(tmp) / "instructions.csv"
         instructions.write_text("\n".join([",".join(INSTRUCTION_COLUMNS), *rows]) + "\n")
-        _, raw = engine.simulate_to_memory(instructions, Path(tmp) / "truth.csv", seed=0)
-        engine.process(raw, Path(tmp) / "processed.parquet")
+        kept = Path(tmp) / "raw.npz"  # kept raw data: the frame coder's kernels too
+        batches = engine.simulation_batches(instructions, Path(tmp) / "truth.csv", seed=0, raw_out=kept)
+        engine.process_batches(batches, Path(tmp) / "processed.parquet")
+        engine.process(kept, Path(tmp) / "processed_from_file.parquet")
 
 
 def warm(directory: Path) -> float:
