@@ -190,10 +190,13 @@ def merge_truth(minitrees: pd.DataFrame, sorted_truth: pd.DataFrame) -> pd.DataF
 
 def write_parquet(frame: pd.DataFrame, path: Union[str, Path]) -> Path:
     """Deterministic Parquet: no pandas index, no pandas/schema metadata, no timestamps."""
+    return _write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+
+
+def _write_table(table: pa.Table, path: Union[str, Path]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
-    pq.write_table(table, path, compression="snappy")
+    pq.write_table(table.replace_schema_metadata(None), path, compression="snappy")
     return path
 
 
@@ -217,9 +220,7 @@ def merge_truth_files(minitrees_parquet: Union[str, Path], sorted_truth_parquet:
     merged = _merged_same_events(minitrees, truth)
     if merged is None:
         merged = pa.Table.from_pandas(merge_truth(minitrees.to_pandas(), truth.to_pandas()), preserve_index=False)
-    out_parquet = Path(out_parquet)
-    out_parquet.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(merged.replace_schema_metadata(None), out_parquet, compression="snappy")
+    _write_table(merged, out_parquet)
     return StepCounts(events_in=truth.num_rows, events_out=merged.num_rows)
 
 
