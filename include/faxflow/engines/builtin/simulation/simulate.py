@@ -98,20 +98,21 @@ def _peak_truth(peak_type, rows, n_rows, photon_row, photon_time, photon_channel
         columns.update({"n_electrons": n_electrons.astype(float), "t_mean_electrons": e_mean + padding,
                         "t_first_electron": e_first + padding, "t_last_electron": e_last + padding,
                         "t_sigma_electrons": e_sigma})
-    columns.update({"instruction": rows["event"].to_numpy(), "repetition": np.zeros(n_rows, dtype=np.int64),
-                    "event": rows["event"].to_numpy(), "g4_id": np.full(n_rows, -1, dtype=np.int64),
-                    "z": -rows["depth"].to_numpy(), "t_interaction": rows["t"].to_numpy() + padding})
+    columns.update({"instruction": rows["event"], "repetition": np.zeros(n_rows, dtype=np.int64),
+                    "event": rows["event"], "g4_id": np.full(n_rows, -1, dtype=np.int64),
+                    "z": -rows["depth"], "t_interaction": rows["t"] + padding})
     return columns
 
 
 def _s1_photons(rows, row_event, physics, rng):
-    n_rows = len(rows)
-    x, y, z = rows["x"].to_numpy(), rows["y"].to_numpy(), -rows["depth"].to_numpy()
-    n_detected = s1.detected_s1_photons(rows["s1_photons"].to_numpy(), lightmaps.s1_light_yield(x, y, z),
-                                        physics, rng)
+    n_rows = len(row_event)
+    x, y, z = rows["x"], rows["y"], -rows["depth"]
+    n_detected = s1.detected_s1_photons(rows["s1_photons"], lightmaps.s1_light_yield(x, y, z), physics, rng)
     photon_row = np.repeat(np.arange(n_rows), n_detected)
-    recoil = np.array([s1.RECOIL_CODES[r] for r in rows["recoil_type"]], dtype=np.int64)
-    times = rows["t"].to_numpy()[photon_row] + s1.s1_emission_delays_ns(recoil[photon_row], physics, rng)
+    recoil = np.zeros(n_rows, dtype=np.int64)
+    for name, code in s1.RECOIL_CODES.items():
+        recoil[rows["recoil_type"] == name] = code
+    times = rows["t"][photon_row] + s1.s1_emission_delays_ns(recoil[photon_row], physics, rng)
     channels = light_sharing.s1_photon_channels(lightmaps.s1_top_fraction(x, y, z)[photon_row], physics.period,
                                                 rng)
     times += pmt.transit_times_ns(len(times), physics, rng)
@@ -121,17 +122,17 @@ def _s1_photons(rows, row_event, physics, rng):
 
 
 def _s2_photons(rows, row_event, physics, rng):
-    n_rows = len(rows)
-    x, y, depth = rows["x"].to_numpy(), rows["y"].to_numpy(), rows["depth"].to_numpy()
+    n_rows = len(row_event)
+    x, y, depth = rows["x"], rows["y"], rows["depth"]
     below_cathode = depth > physics.tpc_length_cm
     if below_cathode.any():
         log.warning("%d instruction row(s) deeper than the TPC (%.1f cm): S1 only, no S2",
                     below_cathode.sum(), physics.tpc_length_cm)
     drift_time = drift.mean_drift_time_ns(depth, physics)
-    produced = np.where(below_cathode, 0, rows["s2_electrons"].to_numpy())
+    produced = np.where(below_cathode, 0, rows["s2_electrons"])
     n_electrons = drift.surviving_electrons(produced, drift_time, physics, rng)
     electron_row = np.repeat(np.arange(n_rows), n_electrons)
-    electron_time = rows["t"].to_numpy()[electron_row] + drift.electron_arrival_delays_ns(
+    electron_time = rows["t"][electron_row] + drift.electron_arrival_delays_ns(
         drift_time[electron_row], physics, rng)
     mean_yield = physics.s2_secondary_sc_gain_photons_per_electron * lightmaps.s2_light_yield(x, y)
     photons_per_electron = luminescence.photons_per_electron(len(electron_row), mean_yield[electron_row], rng)
@@ -192,8 +193,11 @@ def _photoelectron_deposits(photons: _Photons, lengths, physics, pmt_afterpulse,
 
 def _simulate_batch(rows, n_events, physics, pmt_afterpulse, s2_afterpulse, noise_bank, rng,
                     sample_buffer=None):
-    """Truth columns and ZLE pulses of one batch of events (``rows['event']`` batch-local)."""
-    row_event = rows["event"].to_numpy()
+    """Truth columns (:data:`TRUTH_COLUMNS`), event lengths and ZLE pulses of one batch of events.
+
+    ``rows`` are the batch's instruction columns (numpy arrays), ``rows['event']`` batch-local.
+    """
+    row_event = rows["event"]
     with _timed("s1"):
         s1_photons, s1_truth, s1_exists = _s1_photons(rows, row_event, physics, rng)
     with _timed("s2"):
@@ -210,12 +214,10 @@ def _simulate_batch(rows, n_events, physics, pmt_afterpulse, s2_afterpulse, nois
         deposits = _photoelectron_deposits(photons, lengths, physics, pmt_afterpulse, rng)
     with _timed("digitize_zle"):
         pulses = digitizer.digitize(deposits, lengths, physics, noise_bank, rng, sample_buffer)
-    truth = []
-    for columns, exists, order in ((s1_truth, s1_exists, 0), (s2_truth, s2_exists, 1)):
-        frame = pd.DataFrame({name: columns[name] for name in TRUTH_COLUMNS})[exists]
-        frame["_row"] = np.flatnonzero(exists) * 2 + order
-        truth.append(frame)
-    return pd.concat(truth).sort_values("_row", kind="stable").drop(columns="_row"), lengths, pulses
+    # per instruction row its S1 truth row, then its S2 truth row, each if the peak exists
+    exists = np.column_stack([s1_exists, s2_exists]).ravel()
+    truth = {name: np.column_stack([s1_truth[name], s2_truth[name]]).ravel()[exists] for name in TRUTH_COLUMNS}
+    return truth, lengths, pulses
 
 
 def _keep_freed_memory() -> None:
@@ -250,8 +252,9 @@ def _resolve_random_positions(table: pd.DataFrame, physics, rng) -> pd.DataFrame
 
 
 def _batches(table: pd.DataFrame, physics, pmt_afterpulse, s2_afterpulse, rng, reuse_samples=False):
-    """Yield (first event number, truth rows, event lengths, ZLE pulses) per batch of events of a
-    parsed instruction table (:func:`instructions_io.parse_instructions`).
+    """Yield (first event number, truth columns, event lengths, ZLE pulses) per batch of events of a
+    parsed instruction table (:func:`instructions_io.parse_instructions`; its events are numbered in
+    row order, so a batch's rows are contiguous).
 
     With ``reuse_samples`` every batch's pulse samples live in one reused buffer, so they must be
     consumed before the next batch is requested.
@@ -260,16 +263,17 @@ def _batches(table: pd.DataFrame, physics, pmt_afterpulse, s2_afterpulse, rng, r
     table = _resolve_random_positions(table, physics, rng)
     noise_bank = digitizer.make_noise_bank(rng)
     sample_buffer = digitizer.SampleBuffer() if reuse_samples else None
-    n_events = int(table["event"].max()) + 1 if len(table) else 0
-    batch_of_row = table["event"].to_numpy() // BATCH_EVENTS
-    for batch in range((n_events + BATCH_EVENTS - 1) // BATCH_EVENTS):
-        first_event = batch * BATCH_EVENTS
+    n_events = _event_count(table)
+    columns = {name: table[name].to_numpy() for name in table.columns}
+    for first_event in range(0, n_events, BATCH_EVENTS):
         batch_events = min(BATCH_EVENTS, n_events - first_event)
-        rows = table[batch_of_row == batch].copy()
-        rows["event"] -= first_event
+        first_row, end_row = np.searchsorted(columns["event"], [first_event, first_event + batch_events])
+        rows = {name: values[first_row:end_row] for name, values in columns.items()}
+        rows["event"] = rows["event"] - first_event
         truth, lengths, pulses = _simulate_batch(rows, batch_events, physics, pmt_afterpulse, s2_afterpulse,
                                                  noise_bank, rng, sample_buffer)
-        truth[["instruction", "event"]] += first_event
+        truth["instruction"] += first_event
+        truth["event"] += first_event
         yield first_event, truth, lengths, pulses
 
 
@@ -281,9 +285,10 @@ def _pulse_tables(first_event, lengths, pulses: digitizer.ZlePulses) -> dict:
             "samples": pulses.samples}
 
 
-def _truth_table(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    truth = (pd.concat(parts, ignore_index=True) if parts
-             else pd.DataFrame({name: [] for name in TRUTH_COLUMNS}))
+def _truth_table(parts: list[dict]) -> pd.DataFrame:
+    """The truth DataFrame of consecutive batches' truth columns."""
+    truth = pd.DataFrame({name: np.concatenate([part[name] for part in parts]) if parts else []
+                          for name in TRUTH_COLUMNS})
     truth.index.name = TRUTH_INDEX
     return truth
 
@@ -352,30 +357,38 @@ def _raw_data(physics, tables: list[dict], samples: np.ndarray) -> rawio.RawData
         samples=samples)
 
 
-def _csv_cells(values: np.ndarray) -> list[str] | None:
-    """The cells pandas' ``to_csv(float_format=TRUTH_FLOAT_FORMAT)`` writes for one column, or
-    None if the column needs pandas' own handling (quoting, unusual dtypes)."""
-    if values.dtype.kind == "f":
-        return ["" if v != v else TRUTH_FLOAT_FORMAT % v for v in values.tolist()]
-    if values.dtype.kind in "iu":
-        return [str(v) for v in values.tolist()]
-    if values.dtype.kind == "O" and all(type(v) is str for v in values):
-        if any(("," in v) or ('"' in v) or ("\n" in v) or ("\r" in v) or v == "" for v in values):
-            return None
-        return list(values)
-    return None
-
-
 TRUTH_INDEX = "fax_truth_peak_id"
 
 
-def _truth_rows(truth: pd.DataFrame) -> str:
-    """The CSV rows (no header) pandas' ``to_csv(float_format=TRUTH_FLOAT_FORMAT)`` writes for ``truth``,
-    formatted here unless a column needs pandas' own handling."""
-    columns = [_csv_cells(np.asarray(truth.index))] + [_csv_cells(truth[name].to_numpy()) for name in truth.columns]
-    if any(cells is None for cells in columns):
-        return truth.to_csv(header=False, float_format=TRUTH_FLOAT_FORMAT)
-    return "".join(",".join(row) + "\n" for row in zip(*columns))
+def _csv_cells(values: np.ndarray) -> tuple[str, list] | None:
+    """(printf conversion, values) that give the cells pandas' ``to_csv(float_format=TRUTH_FLOAT_FORMAT)``
+    writes for one column, or None if the column needs pandas' own handling (quoting, unusual dtypes)."""
+    if values.dtype.kind == "f":
+        if np.isnan(values).any():  # pandas writes NaN as an empty cell
+            return "%s", ["" if v != v else TRUTH_FLOAT_FORMAT % v for v in values.tolist()]
+        return TRUTH_FLOAT_FORMAT, values.tolist()
+    if values.dtype.kind in "iu":
+        return "%d", values.tolist()
+    if values.dtype.kind == "O" and all(type(v) is str for v in values):
+        if any(("," in v) or ('"' in v) or ("\n" in v) or ("\r" in v) or v == "" for v in values):
+            return None
+        return "%s", values.tolist()
+    return None
+
+
+def _truth_rows(index: np.ndarray, columns: list[np.ndarray]) -> str | None:
+    """The CSV rows (no header) pandas' ``to_csv(float_format=TRUTH_FLOAT_FORMAT)`` writes for a table
+    with this index and columns, or None if a column needs pandas' own handling."""
+    cells = [_csv_cells(np.asarray(values)) for values in [index, *columns]]
+    if any(column is None for column in cells):
+        return None
+    row = ",".join(conversion for conversion, _ in cells) + "\n"
+    return "".join([row % values for values in zip(*(values for _, values in cells))])
+
+
+def _frame_rows(truth: pd.DataFrame) -> str:
+    rows = _truth_rows(np.asarray(truth.index), [truth[name].to_numpy() for name in truth.columns])
+    return truth.to_csv(header=False, float_format=TRUTH_FLOAT_FORMAT) if rows is None else rows
 
 
 def _truth_header(columns) -> str:
@@ -386,7 +399,7 @@ def write_truth(path: Path, truth: pd.DataFrame) -> None:
     """Write the truth table like fax (index label fax_truth_peak_id), with a fixed float format:
     byte-identical to ``truth.to_csv(path, index_label=TRUTH_INDEX, float_format=TRUTH_FLOAT_FORMAT)``
     but much faster."""
-    Path(path).write_text(_truth_header(truth.columns) + _truth_rows(truth))
+    Path(path).write_text(_truth_header(truth.columns) + _frame_rows(truth))
 
 
 class _TruthWriter:
@@ -400,10 +413,17 @@ class _TruthWriter:
         self._file.write(_truth_header(TRUTH_COLUMNS))
         self._rows = 0
 
-    def append(self, truth: pd.DataFrame) -> None:
-        truth = truth.set_axis(pd.RangeIndex(self._rows, self._rows + len(truth), name=TRUTH_INDEX))
-        self._file.write(_truth_rows(truth))
-        self._rows += len(truth)
+    def append(self, truth: dict) -> None:
+        """Append one batch's truth columns (:data:`TRUTH_COLUMNS`)."""
+        n_rows = len(truth["event"])
+        columns = [truth[name] for name in TRUTH_COLUMNS]
+        index = np.arange(self._rows, self._rows + n_rows)
+        rows = _truth_rows(index, columns)
+        if rows is None:
+            frame = pd.DataFrame(dict(zip(TRUTH_COLUMNS, columns)), index=pd.Index(index, name=TRUTH_INDEX))
+            rows = frame.to_csv(header=False, float_format=TRUTH_FLOAT_FORMAT)
+        self._file.write(rows)
+        self._rows += n_rows
 
     def close(self) -> None:
         self._file.close()
