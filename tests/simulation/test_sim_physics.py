@@ -249,3 +249,20 @@ def test_s2_emission_times_follow_fax_weighting_by_default():
     path = luminescence.emission_time_quantiles_ns(PhysicsParameters(s2_emission_weighting="path"))
     assert fax.mean() == pytest.approx(216.2, rel=0.01)  # pax 6.11.2's own luminescence times
     assert path.mean() == pytest.approx(196.5, rel=0.01)
+
+
+@pytest.mark.parametrize("n_values, n_groups", [(0, 3), (1, 1), (1000, 50), (20000, 7)])
+def test_truth_time_statistics_equal_numpy_to_the_last_bit(n_values, n_groups):
+    group = rng(n_values).integers(0, n_groups, n_values)
+    values = rng(n_values + 1).normal(1e4, 300.0, n_values)
+    n_out = n_groups + 2  # the last two groups stay empty
+    count = np.bincount(group, minlength=n_out)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(group, values, minlength=n_out) / count
+        sigma = np.sqrt(np.bincount(group, (values - mean[group]) ** 2, minlength=n_out) / count)
+    first, last = np.full(n_out, np.nan), np.full(n_out, np.nan)
+    for g in np.unique(group):
+        first[g], last[g] = values[group == g].min(), values[group == g].max()
+    for got, expected in zip(simulate._time_statistics(group, values, n_out), (count, mean, first, last, sigma)):
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -66,17 +67,38 @@ class _Photons:
 
 def _time_statistics(group, values, n_groups):
     """Per group: count, mean, min, max, population std of ``values`` (NaN where empty)."""
-    count = np.bincount(group, minlength=n_groups)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.bincount(group, values, minlength=n_groups) / count
-        variance = np.bincount(group, (values - mean[group]) ** 2, minlength=n_groups) / count
+    return _group_statistics(np.asarray(group, dtype=np.int64), np.asarray(values, dtype=np.float64), n_groups)
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _group_statistics(group, values, n_groups):
+    # Sums in element order, as numpy's bincount does, so the results are the same to the last bit.
+    count = np.zeros(n_groups, dtype=np.int64)
+    total = np.zeros(n_groups)
     first = np.full(n_groups, np.inf)
     last = np.full(n_groups, -np.inf)
-    np.minimum.at(first, group, values)
-    np.maximum.at(last, group, values)
-    empty = count == 0
-    first[empty] = last[empty] = np.nan
-    return count, mean, first, last, np.sqrt(variance)
+    for i in range(len(group)):
+        g = group[i]
+        v = values[i]
+        count[g] += 1
+        total[g] += v
+        first[g] = min(first[g], v)
+        last[g] = max(last[g], v)
+    mean = np.full(n_groups, np.nan)
+    for g in range(n_groups):
+        if count[g]:
+            mean[g] = total[g] / count[g]
+    squares = np.zeros(n_groups)
+    for i in range(len(group)):
+        deviation = values[i] - mean[group[i]]
+        squares[group[i]] += deviation * deviation
+    sigma = np.full(n_groups, np.nan)
+    for g in range(n_groups):
+        if count[g]:
+            sigma[g] = np.sqrt(squares[g] / count[g])
+        else:
+            first[g] = last[g] = np.nan
+    return count, mean, first, last, sigma
 
 
 def _peak_truth(peak_type, rows, n_rows, photon_row, photon_time, photon_channel, physics,
