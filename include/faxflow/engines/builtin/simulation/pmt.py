@@ -63,11 +63,11 @@ def _spe_factor_shape(relative_width: float) -> tuple[float, float]:
 
 def positive_normal(mean, rms, n: int, rng: np.random.Generator) -> np.ndarray:
     """n draws of N(mean, rms) truncated at 0 (negative draws are redrawn)."""
-    mean, rms = np.broadcast_to(mean, n).astype(float), np.broadcast_to(rms, n).astype(float)
-    values = mean + rms * rng.standard_normal(n)
+    values = mean + rms * rng.standard_normal(n)  # no n-long copies of a scalar mean or rms
     negative = np.flatnonzero(values < 0)
     while len(negative):
-        values[negative] = mean[negative] + rms[negative] * rng.standard_normal(len(negative))
+        values[negative] = (np.broadcast_to(mean, n)[negative]
+                            + np.broadcast_to(rms, n)[negative] * rng.standard_normal(len(negative)))
         negative = negative[values[negative] < 0]
     return values
 

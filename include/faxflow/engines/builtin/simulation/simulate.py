@@ -186,11 +186,19 @@ def _photoionization_photons(photons: _Photons, n_events, physics, rng) -> _Phot
 
 def _event_lengths_samples(photons: _Photons, n_events, physics) -> np.ndarray:
     """Samples per event: window [-padding, last photon + padding], rounded up to an even count."""
-    last_photon = np.zeros(n_events)  # an event without photons is 2 x padding long
-    np.maximum.at(last_photon, photons.event, photons.time_ns)
+    last_photon = _latest_times(photons.event, photons.time_ns, n_events)
     n_samples = np.ceil((last_photon + 2 * physics.event_padding_ns) / physics.sample_duration_ns)
     n_samples = np.maximum(n_samples.astype(np.int64), 2)
     return n_samples + n_samples % 2
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _latest_times(event, time_ns, n_events):
+    """Per event the latest of its times, or 0 if later (an event without photons is 2 x padding long)."""
+    latest = np.zeros(n_events)
+    for i in range(len(event)):
+        latest[event[i]] = max(latest[event[i]], time_ns[i])
+    return latest
 
 
 def _photoelectron_deposits(photons: _Photons, lengths, physics, pmt_afterpulse, rng):
