@@ -266,3 +266,13 @@ def test_truth_time_statistics_equal_numpy_to_the_last_bit(n_values, n_groups):
     for got, expected in zip(simulate._time_statistics(group, values, n_out), (count, mean, first, last, sigma)):
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("n_sources", [0, 1, 500])
+def test_shifted_cdf_rows_equal_numpy_to_the_last_bit(n_sources):
+    radius, angle = 40.0 * np.sqrt(rng(n_sources).random(n_sources)), rng(1).uniform(-np.pi, np.pi, n_sources)
+    pattern = lightmaps.s2_top_pattern(radius * np.cos(angle), radius * np.sin(angle), 2.0, PHYSICS.period)
+    expected = np.cumsum(pattern, axis=1)
+    expected /= expected[:, -1:]
+    expected += np.arange(n_sources)[:, None]
+    np.testing.assert_array_equal(light_sharing._shifted_cdf_rows(pattern.copy()), expected)

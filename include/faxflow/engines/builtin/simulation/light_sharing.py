@@ -50,12 +50,25 @@ def s2_photon_channels(source_of_photon, source_x_cm, source_y_cm, physics,
     # Inverse-CDF sampling of every photon's top channel. Row i of the cumulative pattern is shifted
     # by +i, the photon's uniform number u becomes i + u, and the channel is the first entry > i + u
     # (what one searchsorted over all rows, which form one increasing sequence, would return).
-    cumulative = np.cumsum(pattern, axis=1)
-    cumulative /= cumulative[:, -1:]
-    cumulative += np.arange(len(used_sources))[:, None]
     targets = source_index + rng.random(len(goes_top))
-    channels[goes_top] = detector.TOP_CHANNELS[_search_rows(cumulative, source_index, targets)]
+    channels[goes_top] = detector.TOP_CHANNELS[_search_rows(_shifted_cdf_rows(pattern), source_index, targets)]
     return channels
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _shifted_cdf_rows(pattern):
+    """In place: row i of ``pattern`` becomes its cumulative sum divided by its total, plus i (in
+    numpy's order: ``np.cumsum(pattern, axis=1) / total + arange(n)[:, None]``, to the last bit)."""
+    n_rows, n_columns = pattern.shape
+    for i in range(n_rows):
+        row = pattern[i]
+        total = 0.0
+        for k in range(n_columns):
+            total += row[k]
+            row[k] = total
+        for k in range(n_columns):
+            row[k] = row[k] / total + i
+    return pattern
 
 
 def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
