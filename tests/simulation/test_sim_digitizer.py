@@ -110,8 +110,7 @@ def test_nothing_is_stored_for_dead_channels():
 def _reference_zle(deposits, lengths, physics, noise_bank, rng):
     """Plain-numpy digitiser + ZLE of the kernel's regions (same noise draws): (event, channel, left, samples)."""
     padding, baseline = physics.zle_padding_samples, physics.digitizer_baseline_adc
-    group_ends = digitizer._group_ends(deposits.event, deposits.channel)
-    left, right, first, last = digitizer._regions(deposits.event, deposits.start, deposits.offset, group_ends,
+    left, right, first, last = digitizer._regions(deposits.event, deposits.channel, deposits.start, deposits.offset,
                                                   lengths, padding + 2, digitizer.PULSE_SAMPLES)
     noise_starts = rng.integers(0, len(noise_bank), size=len(left))
     current_per_electron = digitizer.pulse_charge_fractions(physics.sample_duration_ns) / physics.sample_duration_ns

@@ -321,43 +321,29 @@ def _sorted_deposits(event, channel, start, offset, amount, n_channels):
 
 
 @numba.njit(cache=True)
-def _group_ends(event, channel):
-    """Index one past the last deposit of each (event, channel) run."""
-    n = len(event)
-    ends = np.empty(n, dtype=np.int64)
-    n_groups = 0
-    for i in range(n):
-        if i == n - 1 or event[i + 1] != event[i] or channel[i + 1] != channel[i]:
-            ends[n_groups] = i + 1
-            n_groups += 1
-    return ends[:n_groups]
-
-
-@numba.njit(cache=True)
-def _regions(event, start, offset, group_ends, event_length, margin, pulse_samples):
-    """Merged sample ranges [left, right) to digitise around every deposit, and their deposit ranges."""
+def _regions(event, channel, start, offset, event_length, margin, pulse_samples):
+    """Merged sample ranges [left, right) to digitise around every deposit (merged only within an
+    (event, channel)), and their deposit ranges."""
     n = len(event)
     left = np.empty(n, dtype=np.int64)
     right = np.empty(n, dtype=np.int64)
     first = np.empty(n, dtype=np.int64)
     last = np.empty(n, dtype=np.int64)
     n_regions = 0
-    group_start = 0
-    for g in range(len(group_ends)):
-        for i in range(group_start, group_ends[g]):
-            length = pulse_samples if offset[i] >= 0 else 1
-            lo = max(start[i] - margin, 0)
-            hi = min(start[i] + length + margin, event_length[event[i]])
-            if i > group_start and lo <= right[n_regions - 1]:
-                right[n_regions - 1] = max(right[n_regions - 1], hi)
-                last[n_regions - 1] = i + 1
-            else:
-                left[n_regions] = lo
-                right[n_regions] = hi
-                first[n_regions] = i
-                last[n_regions] = i + 1
-                n_regions += 1
-        group_start = group_ends[g]
+    for i in range(n):
+        length = pulse_samples if offset[i] >= 0 else 1
+        lo = max(start[i] - margin, 0)
+        hi = min(start[i] + length + margin, event_length[event[i]])
+        same_group = i > 0 and event[i] == event[i - 1] and channel[i] == channel[i - 1]
+        if same_group and lo <= right[n_regions - 1]:
+            right[n_regions - 1] = max(right[n_regions - 1], hi)
+            last[n_regions - 1] = i + 1
+        else:
+            left[n_regions] = lo
+            right[n_regions] = hi
+            first[n_regions] = i
+            last[n_regions] = i + 1
+            n_regions += 1
     return left[:n_regions], right[:n_regions], first[:n_regions], last[:n_regions]
 
 
@@ -542,8 +528,7 @@ def digitize(deposits: Deposits, event_length_samples, physics, noise_bank,
     """
     event_length = np.asarray(event_length_samples, dtype=np.int64)
     padding = int(physics.zle_padding_samples)
-    group_ends = _group_ends(deposits.event, deposits.channel)
-    left, right, first, last = _regions(deposits.event, deposits.start, deposits.offset, group_ends,
+    left, right, first, last = _regions(deposits.event, deposits.channel, deposits.start, deposits.offset,
                                         event_length, padding + 2, PULSE_SAMPLES)
     noise_starts = rng.integers(0, len(noise_bank), size=len(left))
     current_per_electron = pulse_charge_fractions(physics.sample_duration_ns) / physics.sample_duration_ns
@@ -552,7 +537,7 @@ def digitize(deposits: Deposits, event_length_samples, physics, noise_bank,
     samples = (np.empty(n_region_samples, dtype=np.int16) if sample_buffer is None
                else sample_buffer.get(n_region_samples))
     pulse_region, pulse_left, pulse_length, n_samples = _digitize_regions(
-        deposits.channel, deposits.start, deposits.offset, deposits.amount.astype(np.float64),
+        deposits.channel, deposits.start, deposits.offset, deposits.amount.astype(np.float64, copy=False),
         left, right, first, last, noise_starts, noise_bank, noise_rms_adc(physics), current_per_electron,
         float(physics.adc_per_electron_per_ns), int(physics.digitizer_baseline_adc),
         detector.zle_thresholds_adc(physics), padding, samples)

@@ -373,16 +373,15 @@ def _simulate_parsed(table: pd.DataFrame, physics: PhysicsParameters, *, pmt_aft
 
 def _raw_data(physics, tables: list[dict], samples: np.ndarray) -> rawio.RawData:
     """Raw data of consecutive batches' :func:`_pulse_tables` (without their samples) and ``samples``."""
-    joined = {name: np.concatenate([t[name] for t in tables]) if tables else np.zeros(0, np.int64)
-              for name in ("event_number", "event_length_samples", "event_n_pulses", "pulse_channel",
-                           "pulse_left", "pulse_length")}
-    n_pulses, pulse_length = joined["event_n_pulses"].astype(np.int64), joined["pulse_length"].astype(np.int32)
+    def joined(name, dtype):  # a new array: its cast needs no second copy
+        return (np.concatenate([t[name] for t in tables]) if tables else np.zeros(0, dtype)).astype(dtype, copy=False)
+
+    n_pulses, pulse_length = joined("event_n_pulses", np.int64), joined("pulse_length", np.int32)
     return rawio.RawData(
         sample_duration_ns=float(physics.sample_duration_ns), baseline_adc=int(physics.digitizer_baseline_adc),
-        event_number=joined["event_number"].astype(np.int64),
-        event_length_samples=joined["event_length_samples"].astype(np.int64),
+        event_number=joined("event_number", np.int64), event_length_samples=joined("event_length_samples", np.int64),
         event_first_pulse=np.cumsum(n_pulses) - n_pulses, event_n_pulses=n_pulses,
-        pulse_channel=joined["pulse_channel"].astype(np.int16), pulse_left=joined["pulse_left"].astype(np.int64),
+        pulse_channel=joined("pulse_channel", np.int16), pulse_left=joined("pulse_left", np.int64),
         pulse_length=pulse_length, pulse_offset=np.cumsum(pulse_length, dtype=np.int64) - pulse_length,
         samples=samples)
 
