@@ -276,3 +276,11 @@ def test_shifted_cdf_rows_equal_numpy_to_the_last_bit(n_sources):
     expected /= expected[:, -1:]
     expected += np.arange(n_sources)[:, None]
     np.testing.assert_array_equal(light_sharing._shifted_cdf_rows(pattern.copy()), expected)
+
+
+@pytest.mark.parametrize("n_pe", [0, 1, 5000])
+def test_stable_order_by_channel_is_a_stable_argsort(n_pe):
+    channels = rng(n_pe).integers(0, detector.N_TPC_CHANNELS, n_pe)
+    counts = np.bincount(channels, minlength=detector.N_TPC_CHANNELS)
+    order = pmt._stable_order_by_channel(channels, np.cumsum(counts) - counts)
+    np.testing.assert_array_equal(order, np.argsort(channels, kind="stable"))

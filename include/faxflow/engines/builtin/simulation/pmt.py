@@ -107,9 +107,8 @@ def afterpulses(channels, physics, rng: np.random.Generator) -> tuple[np.ndarray
     channel_of = np.repeat(np.repeat(np.arange(detector.N_TPC_CHANNELS), n_types), n_afterpulses.ravel())
     type_of = np.repeat(np.tile(np.arange(n_types), detector.N_TPC_CHANNELS), n_afterpulses.ravel())
 
-    # channels < 2^15: a stable int16 argsort is a (fast) radix sort
-    pe_by_channel = np.argsort(channels.astype(np.int16), kind="stable")
     first_pe = np.cumsum(pe_per_channel) - pe_per_channel
+    pe_by_channel = _stable_order_by_channel(channels, first_pe)
     pick = (rng.random(total) * pe_per_channel[channel_of]).astype(np.int64)
     parent = pe_by_channel[first_pe[channel_of] + pick]
 
@@ -120,6 +119,18 @@ def afterpulses(channels, physics, rng: np.random.Generator) -> tuple[np.ndarray
     factor = positive_normal(table.amplitude_mean[channel_of, type_of], table.amplitude_rms[channel_of, type_of],
                              total, rng)
     return parent, delays, pe_areas_electrons(channel_of, physics, rng) * factor
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _stable_order_by_channel(channels, first_of_channel):
+    """``np.argsort(channels, kind="stable")`` by a counting sort; ``first_of_channel`` is where each
+    channel's PEs start in that order."""
+    cursor = first_of_channel.copy()
+    order = np.empty(len(channels), dtype=np.int64)
+    for i in range(len(channels)):
+        order[cursor[channels[i]]] = i
+        cursor[channels[i]] += 1
+    return order
 
 
 def fax_pulse_order(event, channel, time_ns, copies, pe_area, ap_parent, ap_delay_ns, ap_area) -> None:
