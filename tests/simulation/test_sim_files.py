@@ -185,3 +185,15 @@ def test_fast_truth_writer_matches_pandas(tmp_path):
         simulate.write_truth(fast, frame)
         frame.to_csv(slow, index_label="fax_truth_peak_id", float_format=simulate.TRUTH_FLOAT_FORMAT)
         assert fast.read_bytes() == slow.read_bytes()
+
+
+def test_batch_written_truth_is_pandas_csv_of_the_simulated_truth(tmp_path):
+    rows = [f"{i},{'ER' if i % 3 else 'NR'},{i % 7 - 3}.5,1.25,{5 + i % 80},{(i * 7) % 40},{(i * 5) % 30},1000"
+            for i in range(2 * simulate.BATCH_EVENTS + 5)]  # three batches; some rows without an S1 or S2
+    csv = write_csv(tmp_path, rows)
+    _, truth_path, _ = run(tmp_path, csv, seed=3)
+    truth, _ = simulate.simulate(pd.read_csv(csv), PHYSICS, pmt_afterpulse=True, s2_afterpulse=True,
+                                 rng=np.random.default_rng(3))
+    assert {"s1", "s2"} == set(truth["peak_type"]) and truth["n_electrons"].isna().any()
+    expected = truth.to_csv(index_label="fax_truth_peak_id", float_format=simulate.TRUTH_FLOAT_FORMAT)
+    assert truth_path.read_text() == expected

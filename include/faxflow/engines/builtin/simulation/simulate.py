@@ -448,9 +448,7 @@ class _TruthWriter:
         columns = [truth[name] for name in TRUTH_COLUMNS]
         index = np.arange(self._rows, self._rows + n_rows)
         rows = _truth_rows(index, columns)
-        if rows is None:
-            frame = pd.DataFrame(dict(zip(TRUTH_COLUMNS, columns)), index=pd.Index(index, name=TRUTH_INDEX))
-            rows = frame.to_csv(header=False, float_format=TRUTH_FLOAT_FORMAT)
+        assert rows is not None, "simulation truth holds numbers and 's1'/'s2' only"
         self._file.write(rows)
         self._rows += n_rows
 
