@@ -73,3 +73,15 @@ def test_shipped_coefficients_are_the_fit_of_the_tabulated_maps():
     for name, fit in fit_all().items():
         np.testing.assert_allclose(shipped[name]["coefficients"], fit["coefficients"], rtol=1e-6, atol=1e-9)
         assert shipped[name]["source"] == fit["source"]
+
+
+@pytest.mark.parametrize("n_positions", [0, 1, 300])
+def test_xy_basis_is_the_legendre_products_i_outer_j_inner_in_c_order(n_positions):
+    x, y = np.random.default_rng(n_positions).uniform(-50.0, 50.0, (2, n_positions))
+    degree = 5
+    px = np.polynomial.legendre.legvander(x / lightmaps.TPC_RADIUS_CM, degree)
+    py = np.polynomial.legendre.legvander(y / lightmaps.TPC_RADIUS_CM, degree)
+    expected = np.stack([px[:, i] * py[:, j] for i in range(degree + 1) for j in range(degree + 1 - i)], axis=-1)
+    basis = lightmaps.xy_basis(x, y, degree)
+    assert basis.flags.c_contiguous  # the matrix product with the coefficients sums in this layout
+    np.testing.assert_array_equal(basis, expected)

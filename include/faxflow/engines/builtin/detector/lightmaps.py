@@ -40,7 +40,14 @@ def xy_basis(x, y, degree: int) -> np.ndarray:
     """float64[n, terms]: P_i(x/R) P_j(y/R) for i + j <= degree, i outer, j inner."""
     px = _legendre_columns(np.asarray(x, dtype=float).ravel() / TPC_RADIUS_CM, degree)
     py = _legendre_columns(np.asarray(y, dtype=float).ravel() / TPC_RADIUS_CM, degree)
-    return np.stack([px[:, i] * py[:, j] for i in range(degree + 1) for j in range(degree + 1 - i)], axis=-1)
+    i, j = _xy_terms(degree)
+    return np.multiply(px[:, i], py[:, j], order="C")  # C order, as the map evaluation expects
+
+
+@lru_cache(maxsize=4)
+def _xy_terms(degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j) of the xy terms, i + j <= degree, i outer, j inner."""
+    return tuple(np.array(v) for v in zip(*[(i, j) for i in range(degree + 1) for j in range(degree + 1 - i)]))
 
 
 def xyz_basis(x, y, z, xy_degree: int, depth_degree: int) -> np.ndarray:
