@@ -284,3 +284,26 @@ def test_stable_order_by_channel_is_a_stable_argsort(n_pe):
     counts = np.bincount(channels, minlength=detector.N_TPC_CHANNELS)
     order = pmt._stable_order_by_channel(channels, np.cumsum(counts) - counts)
     np.testing.assert_array_equal(order, np.argsort(channels, kind="stable"))
+
+
+@pytest.mark.parametrize("n_channels", [3, 40])  # 3: groups of ~100 pulses (merge sort), 40: a few (insertion)
+def test_fax_pulse_order_equals_a_per_group_stable_sort(n_channels):
+    generator = rng(n_channels)
+    n_photons = 400
+    event, channel = generator.integers(0, 2, n_photons), generator.integers(0, n_channels, n_photons)
+    time_ns = np.round(generator.uniform(0, 50, n_photons))  # ties: the order must be stable
+    copies = np.flatnonzero(generator.random(n_photons) < 0.2)
+    pe_area = generator.random(n_photons + len(copies))
+    parent = generator.integers(0, n_photons + len(copies), 30)
+    delay, ap_area = np.round(generator.uniform(0, 20, 30)), 10 + generator.random(30)
+    photon = np.concatenate([np.arange(n_photons), copies])
+    photon = np.concatenate([photon, photon[parent]])
+    times = time_ns[photon] + np.concatenate([np.zeros(n_photons + len(copies)), delay])
+    areas = np.concatenate([pe_area, ap_area])
+    expected = areas.copy()
+    group = event[photon] * n_channels + channel[photon]
+    for key in np.unique(group[n_photons + len(copies):]):  # only groups with an afterpulse change
+        members = np.flatnonzero(group == key)
+        expected[members[np.argsort(times[members], kind="stable")]] = areas[members]
+    pmt.fax_pulse_order(event, channel, time_ns, copies, pe_area, parent, delay, ap_area)
+    np.testing.assert_array_equal(np.concatenate([pe_area, ap_area]), expected)

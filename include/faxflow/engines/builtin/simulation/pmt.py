@@ -10,6 +10,8 @@ import numpy as np
 
 from faxflow.engines.builtin import detector
 
+_INSERTION_SORT_MAX = 32  # pulses of an (event, channel) sorted by insertion, more by a merge sort
+
 
 def transit_times_ns(n: int, physics, rng: np.random.Generator) -> np.ndarray:
     """PMT transit time of each photon: N(pmt_transit_time_mean, pmt_transit_time_spread) in ns."""
@@ -176,19 +178,32 @@ def _fax_pulse_order(event, channel, time_ns, copies, pe_area, ap_parent, ap_del
         g = event[p] * n_channels + channel[p]
         by_group[cursor[g]] = j
         cursor[g] += 1
+    largest = 0
+    for g in range(n_groups):
+        largest = max(largest, first[g + 1] - first[g])
+    times = np.empty(largest)
+    areas = np.empty(largest)
+    slots = np.empty(largest, dtype=np.int64)
     for g in range(n_groups):
         lo, hi = first[g], first[g + 1]
-        if hi - lo < 2 or by_group[hi - 1] < n_pe:  # no afterpulse: nothing moves
+        n = hi - lo
+        if n < 2 or by_group[hi - 1] < n_pe:  # no afterpulse: nothing moves
             continue
-        members = by_group[lo:hi]
-        times = np.empty(hi - lo)
-        areas = np.empty(hi - lo)
-        for i in range(hi - lo):
-            j = members[i]
-            times[i] = time_ns[photon[j]] + (ap_delay[j - n_pe] if j >= n_pe else 0.0)
+        for i in range(n):  # a stable sort by time: by insertion for the usual few pulses
+            j = by_group[lo + i]
+            t = time_ns[photon[j]] + (ap_delay[j - n_pe] if j >= n_pe else 0.0)
             areas[i] = pe_area[j] if j < n_pe else ap_area[j - n_pe]
-        slots = members[np.argsort(times, kind="mergesort")]
-        for i in range(hi - lo):
+            m = i - 1
+            if n <= _INSERTION_SORT_MAX:
+                while m >= 0 and times[m] > t:
+                    times[m + 1] = times[m]
+                    slots[m + 1] = slots[m]
+                    m -= 1
+            times[m + 1] = t
+            slots[m + 1] = j
+        if n > _INSERTION_SORT_MAX:
+            slots[:n] = by_group[lo:hi][np.argsort(times[:n], kind="mergesort")]
+        for i in range(n):  # the i-th area drawn goes to the i-th pulse in time
             j = slots[i]
             if j < n_pe:
                 pe_area[j] = areas[i]
