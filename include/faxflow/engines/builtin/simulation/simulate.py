@@ -194,7 +194,7 @@ def _event_lengths_samples(photons: _Photons, n_events, physics) -> np.ndarray:
 
 @numba.njit(cache=True, boundscheck=False)
 def _latest_times(event, time_ns, n_events):
-    """Per event the latest of its times, or 0 if later (an event without photons is 2 x padding long)."""
+    """Per event the latest of 0 and its times (an event without photons is 2 x padding long)."""
     latest = np.zeros(n_events)
     for i in range(len(event)):
         latest[event[i]] = max(latest[event[i]], time_ns[i])
