@@ -108,3 +108,29 @@ def test_hits_in_several_pulses_keep_their_event_and_channel():
     assert list(hits.channel) == list(live)
     assert list(hits.index_of_maximum) == [1055, 100]
     assert list(hits.sample_offset) == [52, 177]
+
+
+def test_hit_bounds_match_a_numpy_reference_on_random_pulses():
+    rng = np.random.default_rng(12)
+    processing = PROCESSING.model_copy(update={"hit_extension_left_samples": 0, "hit_extension_right_samples": 0})
+    pulses = []
+    for length in rng.integers(1, 300, 60):
+        w = np.round(rng.normal(0, rng.uniform(1, 8), length)).astype(int)
+        spikes = rng.integers(0, length, rng.integers(0, 6))
+        w[spikes] += rng.integers(5, 80, len(spikes))
+        pulses.append(w)
+    samples = np.concatenate([16000 - w for w in pulses]).astype(np.int16)
+    lengths = np.array([len(w) for w in pulses])
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    hits = find_hits(samples, np.arange(len(pulses)), np.full(len(pulses), LIVE), np.zeros(len(pulses), np.int64),
+                     lengths, offsets, TO_PE, processing, 10.0)
+    expected = []
+    for p, w in enumerate(pulses):
+        raw = (16000 - w).astype(np.float64)
+        below = raw[:processing.baseline_samples].mean() - raw
+        sigma = np.sqrt(np.mean(below[below < 0] ** 2)) if (below < 0).any() else 0.0
+        above = below > int(max(processing.hit_threshold_sigma * sigma, processing.hit_threshold_min_adc))
+        edges = np.diff(np.concatenate([[0], above.astype(int), [0]]))
+        expected += [(p, lo, hi) for lo, hi in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1)]
+    assert len(expected) > 20
+    assert list(zip(hits.event, hits.left, hits.right)) == expected

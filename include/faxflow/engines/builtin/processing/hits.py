@@ -170,20 +170,18 @@ def _find_hits(samples, pulse_event, pulse_channel, pulse_left, pulse_length, pu
         # runs of w = base − raw > threshold (inclusive pulse-sample bounds). base − threshold is an
         # integer or ≥ 1/n_base away from one, so for integer raw: w > threshold ⇔ raw ≤ cut.
         cut = np.int16(np.ceil(base - threshold) - 1)
-        # branch-free: every sample writes a candidate start and stop; the counters move on edges only
-        n_starts = 0
+        # a run per sample at or below the cut; hit samples are few, so the skip loop predicts well
         n_runs = 0
-        inside = False
-        for j in range(first_candidate, last_candidate + 1):
-            above = pulse[j] <= cut
-            starts[n_starts] = j
-            n_starts += above and not inside
-            stops[n_runs] = j - 1
-            n_runs += inside and not above
-            inside = above
-        if inside:  # the sample after the last candidate is below threshold
-            stops[n_runs] = last_candidate
-            n_runs += 1
+        j = first_candidate
+        while j <= last_candidate:
+            if pulse[j] <= cut:
+                starts[n_runs] = j
+                j += 1
+                while j <= last_candidate and pulse[j] <= cut:
+                    j += 1
+                stops[n_runs] = j - 1
+                n_runs += 1
+            j += 1
         if n_hits + n_runs > len(area):
             size = n_hits + n_runs
             event, channel = _grow(event, size), _grow(channel, size)
