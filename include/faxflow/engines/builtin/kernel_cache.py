@@ -34,6 +34,7 @@ KERNEL_MODULES = (
     "faxflow.engines.builtin.simulation.light_sharing",
     "faxflow.engines.builtin.simulation.luminescence",
     "faxflow.engines.builtin.simulation.pmt",
+    "faxflow.engines.builtin.simulation.simulate",
     "faxflow.engines.builtin.processing.hits",
     "faxflow.engines.builtin.processing.interactions",
     "faxflow.engines.builtin.processing.peak_properties",
