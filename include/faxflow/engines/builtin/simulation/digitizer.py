@@ -15,6 +15,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils
+from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 from numba.extending import intrinsic
 
 from faxflow.engines.builtin import detector
@@ -25,7 +26,7 @@ SAMPLES_AFTER_PULSE_CENTRE = 20
 PULSE_SAMPLES = SAMPLES_BEFORE_PULSE_CENTRE + SAMPLES_AFTER_PULSE_CENTRE
 MAX_ADC = 16383
 NOISE_BANK_SIZE = 2 ** 20
-_SCAN_BLOCK = 64  # samples per block of the ZLE threshold scan
+_SCAN_BLOCK = 64  # samples per block of the ZLE threshold scan: at most the 64 bits of its crossing mask
 _SPIKE = -1  # offset marker of a noise-tail spike (its "area" is in ADC counts)
 
 # SPE template (1 ns steps, -12..196 ns, maximum at 0): Gaussian rise (sigma 3 ns), then
@@ -440,16 +441,12 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
             block_stop = min(block + _SCAN_BLOCK, width)
             candidates = raw[block:block_stop]
             n_block = block_stop - block
-            lowest = np.int16(MAX_ADC)
-            for s in range(n_block):  # any crossing in this block? (vectorised int16 minimum)
-                lowest = min(lowest, candidates[s])
-            if lowest < level:
-                first = 0
-                while candidates[first] >= level:
-                    first += 1
-                last = n_block - 1
-                while candidates[last] >= level:
-                    last -= 1
+            crossed = np.uint64(0)
+            for s in range(n_block):  # bit s: sample s of this block crosses
+                crossed |= np.uint64(candidates[s] < level) << np.uint64(s)
+            if crossed != 0:
+                first = trailing_zeros(crossed)
+                last = 63 - leading_zeros(crossed)
                 # All crossings of one block overlap (block <= 2 x padding + 1): only its first
                 # and last crossing matter.
                 crossing = block + first
