@@ -57,7 +57,7 @@ def test_noise_sigma_is_the_same_on_the_fast_and_the_wide_path(n_base):
     pulse[rng.integers(0, 2000, 20)] = rng.choice([-32768, 32767], 20)  # full-scale spikes both ways
     pulse = pulse.astype(np.int16)
     base_sum = int(pulse[:n_base].astype(np.int64).sum())
-    sigma, lowest = _pulse_noise(pulse, n_base, base_sum, -(1 << 31))[:2]
+    sigma, lowest = _pulse_noise(pulse, n_base, base_sum)
     assert (sigma, lowest) == _pulse_noise_wide(pulse, n_base, base_sum)
     assert sigma > 0 and lowest == -32768
 
@@ -118,6 +118,13 @@ def test_hit_bounds_match_a_numpy_reference_on_random_pulses():
         w = np.round(rng.normal(0, rng.uniform(1, 8), length)).astype(int)
         spikes = rng.integers(0, length, rng.integers(0, 6))
         w[spikes] += rng.integers(5, 80, len(spikes))
+        pulses.append(w)
+    for length, runs in ((200, [(60, 70), (100, 199)]), (128, [(63, 64), (127, 127)]), (64, [(50, 63)]),
+                         (257, [(0, 256)])):  # runs across, along and at the ends of 64-sample blocks
+        w = np.zeros(length, int)
+        for lo, hi in runs:
+            w[lo:hi + 1] = 40
+        w[length // 2] = 0 if length == 257 else w[length // 2]
         pulses.append(w)
     samples = np.concatenate([16000 - w for w in pulses]).astype(np.int16)
     lengths = np.array([len(w) for w in pulses])

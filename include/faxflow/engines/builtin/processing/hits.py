@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from faxflow.engines.builtin.parameters import ProcessingParameters
 
@@ -69,41 +70,34 @@ def _grow(array, size):
 
 
 @njit(cache=True, fastmath=True)
-def _pulse_noise(pulse, n_base, base_sum, candidate_limit):
-    """(σ in ADC, lowest raw sample, first and last candidate) of one pulse's samples, in one
-    vectorisable pass; candidates are the samples with n_base·raw < ``candidate_limit``.
+def _pulse_noise(pulse, n_base, base_sum):
+    """(σ in ADC, lowest raw sample) of one pulse's samples, in one vectorisable pass.
 
-    With d = n_base·raw − Σ baseline samples (an exact integer), a sample is below the baseline iff
-    d > 0 and (baseline − raw)² = d² / n_base². d fits int32 (|d| < n_base·2¹⁶ for n_base ≤ 2¹⁴) and the
-    sum of d² is exact in int64 for len(pulse)·n_base² ≤ ``_MAX_EXACT_SQUARE_SUM`` (the caller checks).
+    A sample is below the baseline iff raw > t = floor(Σ baseline samples / n_base) (raw is an
+    integer). With S = Σ baseline samples, Σ (n_base·raw − S)² over those k samples is
+    n_base²·Σ raw² + k·S² − 2·n_base·S·Σ raw: integer sums, exact in int64 while
+    len(pulse)·n_base² ≤ ``_MAX_EXACT_SQUARE_SUM`` (the caller checks), so σ is that of the
+    per-sample differences (baseline − raw)².
     """
-    sum_sq = np.int64(0)
-    n_below = 0
-    lowest = np.int16(32767)
-    nb = np.int32(n_base)
-    bs = np.int32(base_sum)
-    zero = np.int32(0)
-    limit = np.int32(candidate_limit)
-    n = len(pulse)
-    first = n
-    last = 0
-    for i in range(n):
-        raw = pulse[i]
-        scaled = nb * np.int32(raw)
-        d = max(scaled - bs, zero)
-        sum_sq += np.int64(d) * np.int64(d)
-        n_below += np.int32(d > 0)
+    t = np.int32(base_sum // n_base)
+    n_below = np.int32(0)
+    sum_raw = np.int64(0)
+    sum_raw_sq = np.int64(0)
+    lowest = np.int32(32767)
+    for i in range(len(pulse)):
+        raw = np.int32(pulse[i])
+        below = raw > t
+        n_below += np.int32(below)
+        sum_raw += np.int64(raw if below else 0)
+        sum_raw_sq += np.int64(raw * raw if below else 0)
         lowest = min(lowest, raw)
-        candidate = scaled < limit
-        first = min(first, i if candidate else n)
-        last = max(last, i if candidate else 0)
+    n, s = np.int64(n_base), np.int64(base_sum)
+    sum_sq = (n * n * sum_raw_sq + np.int64(n_below) * s * s) - 2 * n * s * sum_raw
     sigma = np.sqrt(np.float64(sum_sq) / n_below) / n_base if n_below > 0 else 0.0
-    return sigma, lowest, first, last
+    return sigma, lowest
 
 
-_MAX_INT32_BASELINE_SAMPLES = 1 << 14
-_MAX_EXACT_SQUARE_SUM = 1 << 31  # len(pulse)·n_base²: Σ d² < len(pulse)·n_base²·2³² ≤ 2⁶³
-_INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
+_MAX_EXACT_SQUARE_SUM = 1 << 30  # len(pulse)·n_base²: each partial sum of _pulse_noise < 2⁶²
 
 
 @njit(cache=True)
@@ -120,6 +114,46 @@ def _pulse_noise_wide(pulse, n_base, base_sum):
         lowest = min(lowest, raw)
     sigma = np.sqrt(sum_sq / n_below) / n_base if n_below > 0 else 0.0
     return sigma, lowest
+
+
+@njit(cache=True)
+def _runs_at_or_below(pulse, cut, starts, stops):
+    """Number of runs of samples ≤ ``cut``, their first and last sample written to ``starts``/``stops``.
+
+    Each block of 64 samples becomes a bit mask and runs are read off it with trailing-zero counts:
+    no branch per sample, whose outcome the CPU could not predict inside a hit."""
+    n = len(pulse)
+    n_runs = 0
+    in_run = False
+    for block in range(0, n, 64):
+        samples = pulse[block:min(block + 64, n)]
+        n_block = len(samples)
+        bits = np.uint64(0)
+        for s in range(n_block):
+            bits |= np.uint64(samples[s] <= cut) << np.uint64(s)
+        position = 0
+        while position < n_block:
+            if in_run:  # the first sample above the cut ends the run
+                rest = ~bits >> np.uint64(position)
+                if rest == 0:
+                    break
+                position += trailing_zeros(rest)
+                if position >= n_block:
+                    break
+                stops[n_runs] = block + position - 1
+                n_runs += 1
+                in_run = False
+            else:
+                rest = bits >> np.uint64(position)
+                if rest == 0:
+                    break
+                position += trailing_zeros(rest)
+                starts[n_runs] = block + position
+                in_run = True
+    if in_run:
+        stops[n_runs] = n - 1
+        n_runs += 1
+    return n_runs
 
 
 @njit(cache=True)
@@ -143,7 +177,6 @@ def _find_hits(samples, pulse_event, pulse_channel, pulse_left, pulse_length, pu
     starts = np.empty(max_length // 2 + 2, np.int64)
     stops = np.empty(max_length // 2 + 2, np.int64)
 
-    min_threshold = np.int64(min(thr_min, _INT32_MAX))
     n_hits = 0
     for p in range(n_pulses):
         length = pulse_length[p]
@@ -157,31 +190,17 @@ def _find_hits(samples, pulse_event, pulse_channel, pulse_left, pulse_length, pu
         for i in range(n_base):
             base_sum += np.int64(pulse[i])
         base = base_sum / n_base
-        if n_base <= _MAX_INT32_BASELINE_SAMPLES and length * n_base * n_base <= _MAX_EXACT_SQUARE_SUM:
-            # the threshold is at least floor(thr_min): only samples with w > floor(thr_min) can be in a hit
-            limit = min(max(base_sum - n_base * min_threshold, _INT32_MIN), _INT32_MAX)
-            sigma, lowest, first_candidate, last_candidate = _pulse_noise(pulse, n_base, base_sum, limit)
+        if length * n_base * n_base <= _MAX_EXACT_SQUARE_SUM:
+            sigma, lowest = _pulse_noise(pulse, n_base, base_sum)
         else:
             sigma, lowest = _pulse_noise_wide(pulse, n_base, base_sum)
-            first_candidate, last_candidate = 0, length - 1
         threshold = float(int(max(thr_sigma * sigma, thr_min)))
         if not base - lowest > threshold:
             continue
         # runs of w = base − raw > threshold (inclusive pulse-sample bounds). base − threshold is an
         # integer or ≥ 1/n_base away from one, so for integer raw: w > threshold ⇔ raw ≤ cut.
         cut = np.int16(np.ceil(base - threshold) - 1)
-        # a run per sample at or below the cut; hit samples are few, so the skip loop predicts well
-        n_runs = 0
-        j = first_candidate
-        while j <= last_candidate:
-            if pulse[j] <= cut:
-                starts[n_runs] = j
-                j += 1
-                while j <= last_candidate and pulse[j] <= cut:
-                    j += 1
-                stops[n_runs] = j - 1
-                n_runs += 1
-            j += 1
+        n_runs = _runs_at_or_below(pulse, cut, starts, stops)
         if n_hits + n_runs > len(area):
             size = n_hits + n_runs
             event, channel = _grow(event, size), _grow(channel, size)
