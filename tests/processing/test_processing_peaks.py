@@ -6,6 +6,7 @@ from test_processing_synthetic import make_raw
 
 from faxflow.engines.builtin import detector
 from faxflow.engines.builtin.parameters import PhysicsParameters, ProcessingParameters
+from faxflow.engines.builtin.processing import peaks
 from faxflow.engines.builtin.processing.classification import LONE_HIT, S1, S2, UNKNOWN, classify
 from faxflow.engines.builtin.processing.process import process
 from faxflow.engines.builtin.processing.sumwaveform import area_quantile_times
@@ -94,6 +95,14 @@ def peak_properties(**columns):
     n = max(len(np.atleast_1d(v)) for v in columns.values())
     return {name: np.broadcast_to(np.asarray(columns.get(name, value), dtype=float), n)
             for name, value in defaults.items()}
+
+
+def test_split_threshold_interpolation_is_np_interp_bit_for_bit():
+    table_x, table_y = peaks.NATURAL_BREAKS_LOG10_AREA, peaks.NATURAL_BREAKS_THRESHOLD
+    xs = np.concatenate([table_x, np.nextafter(table_x, -1), np.nextafter(table_x, 9), [-1.0, 6.0, 1e300],
+                         np.random.default_rng(4).uniform(-0.5, 6, 2000)])
+    for x in xs:
+        assert peaks._interpolate(x, table_x, table_y) == np.interp(x, table_x, table_y), x
 
 
 def test_classification_rule():

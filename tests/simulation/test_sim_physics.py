@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faxflow.engines.builtin import detector
+from faxflow.engines.builtin import detector, radix
 from faxflow.engines.builtin.detector import lightmaps
 from faxflow.engines.builtin.parameters import PhysicsParameters
 from faxflow.engines.builtin.simulation import drift, light_sharing, luminescence, photoionization, pmt, s1, simulate
@@ -284,6 +284,16 @@ def test_stable_order_by_channel_is_a_stable_argsort(n_pe):
     counts = np.bincount(channels, minlength=detector.N_TPC_CHANNELS)
     order = pmt._stable_order_by_channel(channels, np.cumsum(counts) - counts)
     np.testing.assert_array_equal(order, np.argsort(channels, kind="stable"))
+
+
+@pytest.mark.parametrize("kind", ["int ties", "float", "float ties and NaN", "negative int"])
+@pytest.mark.parametrize("n", [0, 1, 24, 25, 1000])  # runs of 24 are sorted by insertion, then merged
+def test_stable_argsort_values_is_numpys_stable_argsort(kind, n):
+    generator = rng(n)
+    keys = {"int ties": generator.integers(0, 5, n), "float": generator.normal(size=n),
+            "float ties and NaN": np.where(generator.random(n) < 0.2, np.nan, generator.integers(-3, 3, n) * 1.0),
+            "negative int": -generator.integers(0, 1000, n)}[kind]
+    np.testing.assert_array_equal(radix.stable_argsort_values(keys), np.argsort(keys, kind="stable"))
 
 
 @pytest.mark.parametrize("n_channels", [3, 40])  # 3: groups of ~100 pulses (merge sort), 40: a few (insertion)

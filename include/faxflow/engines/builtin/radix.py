@@ -1,6 +1,8 @@
-"""A stable argsort of integer keys for the kernels that order many small groups (the hits of an
-event by time, the photoelectrons of an event by sample): several times faster than numpy's
-mergesort there, and with the same result."""
+"""Stable argsorts for the kernels: :func:`stable_argsort` of integer keys for the kernels that
+order many small groups (the hits of an event by time, the photoelectrons of an event by sample),
+several times faster than numpy's mergesort there; :func:`stable_argsort_values` for any real keys.
+Both give exactly ``np.argsort(keys, kind="stable")``: a stable order is unique. numba's own
+mergesort and quicksort take seconds to compile for each key type; these take a fraction of that."""
 
 import numpy as np
 from numba import njit
@@ -51,3 +53,41 @@ def stable_argsort(keys, out, scratch, counts):
         shift += RADIX_BITS
     if shift // RADIX_BITS % 2:  # an odd number of passes left the result in the scratch array
         out[:] = source
+
+
+@njit(cache=True)
+def _before(a, b):
+    """a sorts strictly before b: NaN after every number, as numpy sorts."""
+    return a < b or (b != b and a == a)
+
+
+@njit(cache=True)
+def stable_argsort_values(keys):
+    """``np.argsort(keys, kind="stable")`` (NaN last): insertion sort of runs of
+    ``_INSERTION_SORT_MAX`` keys, then bottom-up merges that take the left run's key on ties."""
+    n = len(keys)
+    order = np.arange(n)
+    for lo in range(0, n, _INSERTION_SORT_MAX):
+        for j in range(lo + 1, min(lo + _INSERTION_SORT_MAX, n)):
+            k = order[j]
+            m = j - 1
+            while m >= lo and _before(keys[k], keys[order[m]]):
+                order[m + 1] = order[m]
+                m -= 1
+            order[m + 1] = k
+    source, target = order, np.empty(n, np.int64)
+    width = _INSERTION_SORT_MAX
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            i, j = lo, mid
+            for k in range(lo, hi):
+                if j < hi and (i >= mid or _before(keys[source[j]], keys[source[i]])):
+                    target[k] = source[j]
+                    j += 1
+                else:
+                    target[k] = source[i]
+                    i += 1
+        source, target = target, source
+        width *= 2
+    return source

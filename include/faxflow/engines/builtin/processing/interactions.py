@@ -16,6 +16,7 @@ from numba import njit
 
 from faxflow.engines.builtin.parameters import ProcessingParameters
 from faxflow.engines.builtin.processing.classification import S1, S2
+from faxflow.engines.builtin.radix import stable_argsort_values
 
 
 def find_interactions(event_bounds: np.ndarray, peak_type: np.ndarray, area_pe: np.ndarray,
@@ -48,6 +49,19 @@ def depth_z_cm(drift_time, calibration) -> np.ndarray:
 
 
 @njit(cache=True)
+def _stably_sorted(ids, values, sign):
+    """``ids`` stably sorted by sign · values[ids] (exact as float64: areas, counts and ranks)."""
+    keys = np.empty(len(ids))
+    for i in range(len(ids)):
+        keys[i] = sign * values[ids[i]]
+    order = stable_argsort_values(keys)
+    result = np.empty_like(ids)
+    for i in range(len(ids)):
+        result[i] = ids[order[i]]
+    return result
+
+
+@njit(cache=True)
 def _pair(event_bounds, peak_type, area, tight, s1_rank, imax, s2_threshold, n_s1s, n_s2s):
     n_events = len(event_bounds) - 1
     main_s1 = np.full(n_events, -1, np.int64)
@@ -70,10 +84,10 @@ def _pair(event_bounds, peak_type, area, tight, s1_rank, imax, s2_threshold, n_s
         s1s = s1s[:n1]
         s2s = s2s[:n2]
         # by (rank, tight coincidence descending, area descending): stable sorts, least significant first
-        s1s = s1s[np.argsort(-area[s1s], kind="mergesort")]
-        s1s = s1s[np.argsort(-tight[s1s], kind="mergesort")]
-        s1s = s1s[np.argsort(s1_rank[s1s], kind="mergesort")]
-        s2s = s2s[np.argsort(-area[s2s], kind="mergesort")][:n_s2s]
+        s1s = _stably_sorted(s1s, area, -1.0)
+        s1s = _stably_sorted(s1s, tight, -1.0)
+        s1s = _stably_sorted(s1s, s1_rank, 1.0)
+        s2s = _stably_sorted(s2s, area, -1.0)[:n_s2s]
         for s2 in s2s:
             candidates = 0
             for s1 in s1s:

@@ -34,7 +34,7 @@ from faxflow.engines.builtin.processing.sumwaveform import (
     build_sum_waveform,
     rise_time_and_width90,
 )
-from faxflow.engines.builtin.radix import RADIX_COUNTS, stable_argsort
+from faxflow.engines.builtin.radix import RADIX_COUNTS, stable_argsort, stable_argsort_values
 
 MIN_S2_LIKE_CHANNELS = 4  # pass-1 clusters with fewer channels are always kept
 NATURAL_BREAKS_MIN_GAP_NS = 10.0
@@ -155,7 +155,7 @@ def _cluster(event_bounds, imax, channel, left, right, sample_offset, baseline_a
                                       nb_x, nb_y, stack, final, n_final, split_scratch, id_scratch)
         # the segments tile this event's part of `order`; re-emit them as peaks in that order
         n_peaks = first_cluster
-        for j in np.argsort(final[:n_final, 0]):
+        for j in stable_argsort_values(final[:n_final, 0]):
             n_peaks += 1
             bounds[n_peaks] = final[j, 1]
             peak_event[n_peaks - 1] = e
@@ -171,7 +171,7 @@ def _natural_breaks(order, lo, hi, left, right, area, center, spread, dt_ns, nb_
     centers = split_scratch[0, :n]
     for i in range(n):
         centers[i] = center[order[lo + i]]
-    by_center = np.argsort(centers)
+    by_center = stable_argsort_values(centers)
     for i in range(n):
         id_scratch[i] = order[lo + by_center[i]]
     order[lo:hi] = id_scratch[:n]
@@ -235,8 +235,24 @@ def _best_split(ids, left, right, area, center, spread, dt_ns, nb_x, nb_y, scrat
         max_right = max(max_right, right[ids[k]])
     if best_k == 0:
         return 0
-    threshold = np.interp(np.log10(max(cum_a[n], 1.0)), nb_x, nb_y)
+    threshold = _interpolate(np.log10(max(cum_a[n], 1.0)), nb_x, nb_y)
     return best_k if best_goodness > threshold else 0
+
+
+@njit(cache=True)
+def _interpolate(x, xp, fp):
+    """``np.interp(x, xp, fp)`` for a finite x and increasing xp, with its arithmetic (bit for bit)."""
+    if x < xp[0]:
+        return fp[0]
+    last = len(xp) - 1
+    if x > xp[last]:
+        return fp[last]
+    j = 0
+    while j < last and xp[j + 1] <= x:
+        j += 1
+    if j == last or xp[j] == x:
+        return fp[j]
+    return (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j]) * (x - xp[j]) + fp[j]
 
 
 @njit(cache=True)

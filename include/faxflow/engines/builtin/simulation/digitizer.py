@@ -19,7 +19,7 @@ from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 from numba.extending import intrinsic
 
 from faxflow.engines.builtin import detector
-from faxflow.engines.builtin.radix import RADIX_COUNTS, stable_argsort
+from faxflow.engines.builtin.radix import RADIX_COUNTS, stable_argsort, stable_argsort_values
 
 SAMPLES_BEFORE_PULSE_CENTRE = 2
 SAMPLES_AFTER_PULSE_CENTRE = 20
@@ -176,8 +176,10 @@ def _stable_sort_by_key(key, order, lo, hi):
             key[m + 1] = k
             order[m + 1] = o
     else:
-        within = np.argsort(key[lo:hi], kind="mergesort")
-        order[lo:hi] = order[lo:hi][within]
+        within = stable_argsort_values(key[lo:hi])
+        unsorted = order[lo:hi].copy()
+        for i in range(hi - lo):
+            order[lo + i] = unsorted[within[i]]
 
 
 @numba.njit(cache=True, boundscheck=False)

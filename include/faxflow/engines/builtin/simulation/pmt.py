@@ -9,6 +9,7 @@ import numba
 import numpy as np
 
 from faxflow.engines.builtin import detector
+from faxflow.engines.builtin.radix import stable_argsort_values
 
 _INSERTION_SORT_MAX = 32  # pulses of an (event, channel) sorted by insertion, more by a merge sort
 
@@ -202,7 +203,9 @@ def _fax_pulse_order(event, channel, time_ns, copies, pe_area, ap_parent, ap_del
             times[m + 1] = t
             slots[m + 1] = j
         if n > _INSERTION_SORT_MAX:
-            slots[:n] = by_group[lo:hi][np.argsort(times[:n], kind="mergesort")]
+            within = stable_argsort_values(times[:n])
+            for i in range(n):
+                slots[i] = by_group[lo + within[i]]
         for i in range(n):  # the i-th area drawn goes to the i-th pulse in time
             j = slots[i]
             if j < n_pe:
