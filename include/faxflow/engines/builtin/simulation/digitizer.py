@@ -371,9 +371,11 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
     """Build each region's waveform, apply the ZLE and store the kept pulses in ``samples``.
 
     Each region is digitised into a small (cache-resident) scratch waveform and its ZLE windows are
-    copied to ``samples`` (int16, at least as long as all regions together). Loops run over slices
-    and fixed lengths so LLVM can vectorise them. Returns (region index, left, length) per pulse
-    and the number of samples written.
+    copied to ``samples`` (int16, at least as long as all regions together). Loops index the whole
+    arrays with unsigned offsets: LLVM vectorises them without negative-index checks, and no array
+    view is made per deposit, region or block (each view costs two atomic reference-count updates,
+    which took ~15 % of this kernel). Returns (region index, left, length) per pulse and the number
+    of samples written.
     """
     max_width = 0
     for r in range(len(region_left)):
@@ -397,16 +399,13 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
         for i in range(region_first[r], region_last[r]):
             if offset[i] >= 0:
                 a = amount[i]
-                # unsigned indices: no negative-index wraparound checks in the hot loop
                 position = np.uint64(start[i] - left)
                 row = np.uint64(offset[i] * PULSE_SAMPLES)
-                target = current[position:position + np.uint64(PULSE_SAMPLES)]
-                source = fractions[row:row + np.uint64(PULSE_SAMPLES)]
-                for k in range(PULSE_SAMPLES):  # a compile-time length: unrolled, vectorised
-                    target[k] += a * source[k]
+                for k in range(np.uint64(PULSE_SAMPLES)):  # a compile-time length: unrolled, vectorised
+                    current[position + k] += a * fractions[row + k]
         ch = channel[region_first[r]]
         rms = noise_rms[ch]
-        raw = scratch[:width]
+        raw = scratch
         bank_start = noise_starts[r]
         if r + 1 < len(region_left):  # the noise bank is larger than L2: fetch the next region's
             next_start = noise_starts[r + 1]  # noise (16 float32 a cache line) while this one is built
@@ -416,16 +415,15 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
         done = 0
         while done < width:  # the noise bank is read cyclically
             chunk = min(width - done, bank_size - bank_start)
-            noise = noise_bank[bank_start:bank_start + chunk]
-            signal = current[done:done + chunk]
-            out = raw[done:done + chunk]
-            for s in range(chunk):
+            noise_at = np.uint64(bank_start)
+            at = np.uint64(done)
+            for s in range(np.uint64(chunk)):
                 # baseline - trunc(signal) + rint(noise), clamped to the ADC range. In float64 (exact
                 # for these integers) so it vectorises: AVX2 has no float64 -> int64 conversion.
                 # Capping the signal at 1e9 ADC cannot change the clamped value.
-                value = (baseline_float - np.trunc(min(signal[s] * adc_per_current, 1e9))
-                         + np.rint(noise[s] * rms))
-                out[s] = np.int32(min(max(value, 0.0), float(MAX_ADC)))
+                value = (baseline_float - np.trunc(min(current[at + s] * adc_per_current, 1e9))
+                         + np.rint(noise_bank[noise_at + s] * rms))
+                raw[at + s] = np.int32(min(max(value, 0.0), float(MAX_ADC)))
             done += chunk
             bank_start = 0
         for i in range(region_first[r], region_last[r]):
@@ -441,11 +439,11 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
         block = 0
         while block < width:
             block_stop = min(block + _SCAN_BLOCK, width)
-            candidates = raw[block:block_stop]
             n_block = block_stop - block
             crossed = np.uint64(0)
-            for s in range(n_block):  # bit s: sample s of this block crosses
-                crossed |= np.uint64(candidates[s] < level) << np.uint64(s)
+            at = np.uint64(block)
+            for s in range(np.uint64(n_block)):  # bit s: sample s of this block crosses
+                crossed |= np.uint64(raw[at + s] < level) << s
             if crossed != 0:
                 first = trailing_zeros(crossed)
                 last = 63 - leading_zeros(crossed)
@@ -485,10 +483,9 @@ def _store(window_start, window_stop, region_left, region, raw, samples, write, 
     if last < first:
         return write, n_pulses
     length = last - first + 1
-    source = raw[first:first + length]
-    target = samples[write:write + length]
-    for s in range(length):
-        target[s] = source[s]
+    source, target = np.uint64(first), np.uint64(write)
+    for s in range(np.uint64(length)):
+        samples[target + s] = raw[source + s]
     pulse_region[n_pulses] = region
     pulse_left[n_pulses] = region_left + first
     pulse_length[n_pulses] = length
