@@ -373,9 +373,9 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
     Each region is digitised into a small (cache-resident) scratch waveform and its ZLE windows are
     copied to ``samples`` (int16, at least as long as all regions together). Loops index the whole
     arrays with unsigned offsets: LLVM vectorises them without negative-index checks, and no array
-    view is made per deposit, region or block (each view costs two atomic reference-count updates,
-    which took ~15 % of this kernel). Returns (region index, left, length) per pulse and the number
-    of samples written.
+    is viewed or aliased per deposit, region or block (each view or alias costs two atomic
+    reference-count updates, and each waits for all pending stores: they took ~15 % of this kernel).
+    Returns (region index, left, length) per pulse and the number of samples written.
     """
     max_width = 0
     for r in range(len(region_left)):
@@ -405,7 +405,6 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
                     current[position + k] += a * fractions[row + k]
         ch = channel[region_first[r]]
         rms = noise_rms[ch]
-        raw = scratch
         bank_start = noise_starts[r]
         if r + 1 < len(region_left):  # the noise bank is larger than L2: fetch the next region's
             next_start = noise_starts[r + 1]  # noise (16 float32 a cache line) while this one is built
@@ -423,13 +422,13 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
                 # Capping the signal at 1e9 ADC cannot change the clamped value.
                 value = (baseline_float - np.trunc(min(current[at + s] * adc_per_current, 1e9))
                          + np.rint(noise_bank[noise_at + s] * rms))
-                raw[at + s] = np.int32(min(max(value, 0.0), float(MAX_ADC)))
+                scratch[at + s] = np.int32(min(max(value, 0.0), float(MAX_ADC)))
             done += chunk
             bank_start = 0
         for i in range(region_first[r], region_last[r]):
             if offset[i] < 0:  # a noise-tail sample replaces the Gaussian noise sample
                 position = start[i] - left
-                raw[position] = max(min(np.int64(raw[position]), baseline - np.int64(amount[i])), 0)
+                scratch[position] = max(min(np.int64(scratch[position]), baseline - np.int64(amount[i])), 0)
         # Windows stay inside the region (which never extends past the event): only a rare
         # Gaussian-noise crossing near a region edge would reach further.
         level = baseline - threshold[ch] - 1  # ZLE: kept if baseline - raw > threshold + 1
@@ -443,7 +442,7 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
             crossed = np.uint64(0)
             at = np.uint64(block)
             for s in range(np.uint64(n_block)):  # bit s: sample s of this block crosses
-                crossed |= np.uint64(raw[at + s] < level) << s
+                crossed |= np.uint64(scratch[at + s] < level) << s
             if crossed != 0:
                 first = trailing_zeros(crossed)
                 last = 63 - leading_zeros(crossed)
@@ -452,14 +451,14 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
                 crossing = block + first
                 last_crossing = block + last if one_window_per_block else block_stop - 1
                 while crossing <= last_crossing:
-                    if raw[crossing] < level:
+                    if scratch[crossing] < level:
                         lo = max(crossing - padding, 0)
                         hi = min(crossing + padding, width - 1)
                         if window_start >= 0 and lo <= window_stop:
                             window_stop = max(window_stop, hi)
                         else:
                             if window_start >= 0:
-                                write, n_pulses = _store(window_start, window_stop, left, r, raw, samples,
+                                write, n_pulses = _store(window_start, window_stop, left, r, scratch, samples,
                                                          write, pulse_region, pulse_left, pulse_length,
                                                          n_pulses)
                             window_start = lo
@@ -467,7 +466,7 @@ def _digitize_regions(channel, start, offset, amount, region_left, region_right,
                     crossing = last_crossing if one_window_per_block and crossing < last_crossing else crossing + 1
             block = block_stop
         if window_start >= 0:
-            write, n_pulses = _store(window_start, window_stop, left, r, raw, samples, write,
+            write, n_pulses = _store(window_start, window_stop, left, r, scratch, samples, write,
                                      pulse_region, pulse_left, pulse_length, n_pulses)
         n_samples = write
     return pulse_region[:n_pulses], pulse_left[:n_pulses], pulse_length[:n_pulses], n_samples
