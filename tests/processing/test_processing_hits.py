@@ -110,6 +110,15 @@ def test_hits_in_several_pulses_keep_their_event_and_channel():
     assert list(hits.sample_offset) == [52, 177]
 
 
+def test_pulses_with_more_hits_than_the_first_guess_grow_the_columns():
+    spikes = np.zeros(50 + 2 * 150, int)
+    spikes[51::2] = 40  # 150 runs in one pulse: the columns start with room for 2 per pulse, plus 16
+    hits = hits_of([flat(), spikes, flat()])
+    assert len(hits) == 150
+    np.testing.assert_array_equal(hits.index_of_maximum, np.arange(51, 350, 2))
+    assert (hits.area_pe > 0).all() and (np.diff(hits.left) > 0).all()
+
+
 def test_hit_bounds_match_a_numpy_reference_on_random_pulses():
     rng = np.random.default_rng(12)
     processing = PROCESSING.model_copy(update={"hit_extension_left_samples": 0, "hit_extension_right_samples": 0})

@@ -159,7 +159,11 @@ def _runs_at_or_below(pulse, cut, starts, stops):
 @njit(cache=True)
 def _find_hits(samples, pulse_event, pulse_channel, pulse_left, pulse_length, pulse_offset,
                adc_to_pe, baseline_samples, thr_sigma, thr_min, ext_left, ext_right, dt_ns):
-    """One pass over the pulses: baseline, noise, threshold crossings, extension and hit properties."""
+    """One pass over the pulses: baseline, noise, threshold crossings, extension and hit properties.
+
+    The hit columns grow here, between calls of :func:`_pulse_hits`, which stops before a pulse
+    that might not fit: an array reassigned inside the pulse loop would cost reference-count
+    updates on every pulse."""
     n_pulses = len(pulse_left)
     capacity = 2 * n_pulses + 16
     event = np.empty(capacity, np.int64)
@@ -176,9 +180,37 @@ def _find_hits(samples, pulse_event, pulse_channel, pulse_left, pulse_length, pu
     max_length = pulse_length.max() if n_pulses else 0
     starts = np.empty(max_length // 2 + 2, np.int64)
     stops = np.empty(max_length // 2 + 2, np.int64)
+    p, n_hits = 0, 0
+    while True:
+        p, n_hits = _pulse_hits(p, n_hits, samples, pulse_event, pulse_channel, pulse_left, pulse_length,
+                                pulse_offset, adc_to_pe, baseline_samples, thr_sigma, thr_min, ext_left, ext_right,
+                                dt_ns, starts, stops, event, channel, left, right, imax, area, center, height,
+                                spread_out, offset, baseline_out)
+        if p == n_pulses:
+            break
+        size = n_hits + _max_runs(pulse_length[p])
+        event, channel = _grow(event, size), _grow(channel, size)
+        left, right = _grow(left, size), _grow(right, size)
+        imax, area, center, height = _grow(imax, size), _grow(area, size), _grow(center, size), _grow(height, size)
+        spread_out, offset, baseline_out = _grow(spread_out, size), _grow(offset, size), _grow(baseline_out, size)
+    return (event[:n_hits], channel[:n_hits], left[:n_hits], right[:n_hits], imax[:n_hits], area[:n_hits],
+            center[:n_hits], height[:n_hits], spread_out[:n_hits], offset[:n_hits], baseline_out[:n_hits])
 
-    n_hits = 0
-    for p in range(n_pulses):
+
+@njit(cache=True, inline="always")
+def _max_runs(length):
+    return (length + 1) // 2  # runs are at least one sample apart
+
+
+@njit(cache=True)
+def _pulse_hits(first_pulse, n_hits, samples, pulse_event, pulse_channel, pulse_left, pulse_length, pulse_offset,
+                adc_to_pe, baseline_samples, thr_sigma, thr_min, ext_left, ext_right, dt_ns, starts, stops,
+                event, channel, left, right, imax, area, center, height, spread_out, offset, baseline_out):
+    """Hits of pulses first_pulse, … into the columns from row n_hits on, until a pulse's hits might
+    not fit; returns (that pulse, or the number of pulses, and the new number of hits)."""
+    for p in range(first_pulse, len(pulse_left)):
+        if n_hits + _max_runs(pulse_length[p]) > len(area):
+            return p, n_hits
         length = pulse_length[p]
         to_pe = adc_to_pe[pulse_channel[p]]
         if to_pe == 0 or length == 0:
@@ -201,12 +233,6 @@ def _find_hits(samples, pulse_event, pulse_channel, pulse_left, pulse_length, pu
         # integer or ≥ 1/n_base away from one, so for integer raw: w > threshold ⇔ raw ≤ cut.
         cut = np.int16(np.ceil(base - threshold) - 1)
         n_runs = _runs_at_or_below(pulse, cut, starts, stops)
-        if n_hits + n_runs > len(area):
-            size = n_hits + n_runs
-            event, channel = _grow(event, size), _grow(channel, size)
-            left, right = _grow(left, size), _grow(right, size)
-            imax, area, center, height = _grow(imax, size), _grow(area, size), _grow(center, size), _grow(height, size)
-            spread_out, offset, baseline_out = _grow(spread_out, size), _grow(offset, size), _grow(baseline_out, size)
 
         # extend the runs into hits (no overlap, within the pulse) and measure them
         start = pulse_left[p]
@@ -255,5 +281,4 @@ def _find_hits(samples, pulse_event, pulse_channel, pulse_left, pulse_length, pu
             offset[n_hits] = off + lo
             baseline_out[n_hits] = base
             n_hits += 1
-    return (event[:n_hits], channel[:n_hits], left[:n_hits], right[:n_hits], imax[:n_hits], area[:n_hits],
-            center[:n_hits], height[:n_hits], spread_out[:n_hits], offset[:n_hits], baseline_out[:n_hits])
+    return len(pulse_left), n_hits
