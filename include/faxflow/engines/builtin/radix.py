@@ -75,6 +75,8 @@ def stable_argsort_values(keys):
                 order[m + 1] = order[m]
                 m -= 1
             order[m + 1] = k
+    if n <= _INSERTION_SORT_MAX:
+        return order
     source, target = order, np.empty(n, np.int64)
     width = _INSERTION_SORT_MAX
     while width < n:
