@@ -34,7 +34,7 @@ PROCESSING_ONLY = ("processing",)
 NOT_IN_SIM_KEY = ("raw",)
 #: Full-chain throughput used for CPU-time estimates (events per CPU-second). builtin: the largest
 #: production of bench/results/chain.json (``make bench``, raw dropped); pax: about 2 s per event.
-EVENTS_PER_CPU_SECOND = {"builtin": 1536.0, "pax": 0.5}
+EVENTS_PER_CPU_SECOND = {"builtin": 1687.0, "pax": 0.5}
 
 
 class Production(NamedTuple):
