@@ -64,7 +64,8 @@ def _before(a, b):
 @njit(cache=True)
 def stable_argsort_values(keys):
     """``np.argsort(keys, kind="stable")`` (NaN last): insertion sort of runs of
-    ``_INSERTION_SORT_MAX`` keys, then bottom-up merges that take the left run's key on ties."""
+    ``_INSERTION_SORT_MAX`` keys, then bottom-up merges that take the left run's key on ties (two
+    runs already in order are copied)."""
     n = len(keys)
     order = np.arange(n)
     for lo in range(0, n, _INSERTION_SORT_MAX):
@@ -82,6 +83,10 @@ def stable_argsort_values(keys):
     while width < n:
         for lo in range(0, n, 2 * width):
             mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            if mid == hi or not _before(keys[source[mid]], keys[source[mid - 1]]):
+                for k in range(lo, hi):  # already in order (nearly sorted keys): a copy
+                    target[k] = source[k]
+                continue
             i, j = lo, mid
             for k in range(lo, hi):
                 if j < hi and (i >= mid or _before(keys[source[j]], keys[source[i]])):
