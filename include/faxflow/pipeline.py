@@ -158,10 +158,9 @@ class ProductionRunner:
         self.keep_raw = self.settings["raw"] == "keep" or not self.engine.can_drop_raw
         self.force = force
         self.echo = echo
+        # the processed file (and its counts) of a simulation that processed its batches as it made
+        # them, until the processing step of the same production publishes it
         self._processed_by_simulation: Optional[tuple[Path, StepCounts]] = None
-        self._process_while_simulating = True
-        self._processed_in = "processing"
-        self._rows_dropped = 0
 
     def files(self, production: Production) -> ProductionFiles:
         return ProductionFiles(self.variant_dir, self.sim_dir, production.id, production.sim_name,
@@ -236,7 +235,7 @@ class ProductionRunner:
             result.events = record.get("events_out", result.events)
             return
         truth_recorded = self._truth_without_raw(step, files, record, identity)
-        self._process_while_simulating = not (truth_recorded and self._is_done("processing", production, files))
+        process_too = not (truth_recorded and self._is_done("processing", production, files))
         inputs, outputs = self._io(step, files, None)
         result.steps_run.append(step)
         record_path.unlink(missing_ok=True)
@@ -248,7 +247,7 @@ class ProductionRunner:
         started, cpu_started = time.perf_counter(), time.process_time()
         if files.fault_marker(step).exists():
             raise EngineError(f"injected failure ({files.fault_marker(step)} exists)")
-        counts = self._execute(step, production, files, staged)
+        counts, extra = self._execute(step, production, files, staged, process_too)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         if truth_recorded and sha256(staged[0]) != truth_recorded:
             raise ValidationFailure(f"{production.id}: simulating again to keep its raw data gave another truth than "
@@ -258,8 +257,6 @@ class ProductionRunner:
         for staged_path, final in zip(staged, outputs):
             publish(staged_path, final)
         shutil.rmtree(staging, ignore_errors=True)
-        extra = {"simulation": {"raw_kept": self.keep_raw}, "instructions": {"rows_dropped": self._rows_dropped},
-                 "processing": {"processed_in": self._processed_in}}.get(step, {})
         write_json_atomic(record_path, {
             **identity, **extra, **_where(), "faxflow_version": __version__, "engine": self.engine.name,
             "inputs": file_hashes(inputs), "outputs": file_hashes(outputs),
@@ -286,7 +283,12 @@ class ProductionRunner:
             return None
         return record["outputs"][files.truth.name]
 
-    def _execute(self, step: str, production: Production, files: ProductionFiles, staged: list[Path]) -> StepCounts:
+    def _execute(self, step: str, production: Production, files: ProductionFiles, staged: list[Path],
+                 process_too: bool) -> tuple[StepCounts, dict]:
+        """Run ``step`` into its ``staged`` outputs: (event counts, what its done record adds).
+
+        A simulation that can drop raw data also processes its batches as it makes them, unless
+        ``process_too`` is false (it runs again only to keep the raw data of a processed production)."""
         seed = step_seed(production.seed, step)
         if step == "instructions":
             from faxflow.instructions import make_instructions, write_instructions
@@ -294,42 +296,45 @@ class ProductionRunner:
             frame = make_instructions(self.settings, production.n_events, production.index,
                                       np.random.default_rng(seed), Path(self.plan.campaign_path).parent)
             write_instructions(frame, staged[0])
-            self._rows_dropped = int(frame.attrs.get("rows_dropped", 0))
-            if self._rows_dropped:
-                self.echo(f"  {production.id}: {self._rows_dropped} table row(s) outside the volume dropped")
+            rows_dropped = int(frame.attrs.get("rows_dropped", 0))
+            if rows_dropped:
+                self.echo(f"  {production.id}: {rows_dropped} table row(s) outside the volume dropped")
             events = int(frame["instruction"].nunique())
-            return StepCounts(events_in=events, events_out=events)
+            return StepCounts(events_in=events, events_out=events), {"rows_dropped": rows_dropped}
         if step == "simulation":
+            kept = {"raw_kept": self.keep_raw}
             if not self.engine.can_drop_raw:
-                return self.engine.simulate(files.instructions, staged[0], staged[1], seed=seed)
+                return self.engine.simulate(files.instructions, staged[0], staged[1], seed=seed), kept
             batches = self.engine.simulation_batches(files.instructions, staged[0], seed=seed,
                                                      raw_out=staged[1] if self.keep_raw else None)
-            if not self._process_while_simulating:  # only the raw data were missing
+            if not process_too:
                 for _ in batches:
                     pass
-                return batches.counts()
+                return batches.counts(), kept
             processed = files.staging("processing").parent / "from-simulation" / files.processed.name
             processed.parent.mkdir(parents=True, exist_ok=True)
             self._processed_by_simulation = processed, self.engine.process_batches(batches, processed)
-            return batches.counts()
+            return batches.counts(), kept
+        if step == "processing":
+            fused, self._processed_by_simulation = self._processed_by_simulation, None
+            # where its CPU time is recorded: a fused chain's processing ran inside the simulation
+            if fused is not None:
+                os.replace(fused[0], staged[0])
+                return fused[1], {"processed_in": "simulation"}
+            if self.keep_raw or self._raw_file_recorded(files):
+                counts = self.engine.process(files.raw, staged[0])
+            else:
+                counts = self.process_regenerated(production, files, staged[0])
+            return counts, {"processed_in": "processing"}
         if step == "sort_truth":
             from faxflow.truth import sort_truth_file
 
-            return sort_truth_file(files.truth, _count_events(files.instructions), staged[0])
-        if step == "processing":
-            fused, self._processed_by_simulation = self._processed_by_simulation, None
-            self._processed_in = "simulation" if fused else "processing"  # where its CPU time is recorded
-            if fused is not None:
-                os.replace(fused[0], staged[0])
-                return fused[1]
-            if self.keep_raw or self._raw_file_recorded(files):
-                return self.engine.process(files.raw, staged[0])
-            return self.process_regenerated(production, files, staged[0])
+            return sort_truth_file(files.truth, _count_events(files.instructions), staged[0]), {}
         if step == "minitrees":
-            return self.engine.minitrees(files.processed, staged[0])
+            return self.engine.minitrees(files.processed, staged[0]), {}
         from faxflow.truth import merge_truth_files
 
-        return merge_truth_files(files.minitrees, files.truth_sorted, staged[0])
+        return merge_truth_files(files.minitrees, files.truth_sorted, staged[0]), {}
 
     def _raw_file_recorded(self, files: ProductionFiles) -> bool:
         """True if a variant that keeps raw data left this production's raw file (checked when sim ran)."""
