@@ -286,13 +286,19 @@ def test_stable_order_by_channel_is_a_stable_argsort(n_pe):
     np.testing.assert_array_equal(order, np.argsort(channels, kind="stable"))
 
 
-@pytest.mark.parametrize("kind", ["int ties", "float", "float ties and NaN", "negative int"])
+@pytest.mark.parametrize("kind", ["int ties", "float", "float ties and NaN", "negative int", "nearly sorted",
+                                  "nearly sorted, ties and NaN", "sorted but for its last keys"])
 @pytest.mark.parametrize("n", [0, 1, 24, 25, 1000])  # runs of 24 are sorted by insertion, then merged
 def test_stable_argsort_values_is_numpys_stable_argsort(kind, n):
     generator = rng(n)
+    # nearly sorted keys take one insertion sort; the last kind's moves pass the budget near the end
+    nearly_sorted = np.arange(n) + generator.normal(0, 2, n)
+    last_keys = np.concatenate([np.arange(n - n // 8), -np.arange(n // 8)]) * 1.0
     keys = {"int ties": generator.integers(0, 5, n), "float": generator.normal(size=n),
             "float ties and NaN": np.where(generator.random(n) < 0.2, np.nan, generator.integers(-3, 3, n) * 1.0),
-            "negative int": -generator.integers(0, 1000, n)}[kind]
+            "negative int": -generator.integers(0, 1000, n), "nearly sorted": nearly_sorted,
+            "nearly sorted, ties and NaN": np.where(generator.random(n) < 0.05, np.nan, np.round(nearly_sorted / 4)),
+            "sorted but for its last keys": last_keys}[kind]
     np.testing.assert_array_equal(radix.stable_argsort_values(keys), np.argsort(keys, kind="stable"))
 
 

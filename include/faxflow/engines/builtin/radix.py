@@ -14,6 +14,7 @@ kernel_cache.use()  # before its kernel is defined: the simulation and processin
 RADIX_BITS = 8
 RADIX_COUNTS = (1 << RADIX_BITS) + 1  # length of the ``counts`` scratch of :func:`stable_argsort`
 _INSERTION_SORT_MAX = 24
+_NEARLY_SORTED_MOVES = 4  # per key, before insertion sort gives way to merges
 
 
 @njit(cache=True)
@@ -56,6 +57,24 @@ def stable_argsort(keys, out, scratch, counts):
 
 
 @njit(cache=True)
+def _insertion_sorted(keys, order, lo, hi, max_moves):
+    """Insertion-sort ``order[lo:hi]`` by ``keys`` (stably) unless that takes more than ``max_moves``
+    moves; False if it gave up (``order[lo:hi]`` is then a permutation of what it was)."""
+    moves = 0
+    for j in range(lo + 1, hi):
+        k = order[j]
+        m = j - 1
+        while m >= lo and _before(keys[k], keys[order[m]]):
+            order[m + 1] = order[m]
+            m -= 1
+        order[m + 1] = k
+        moves += j - 1 - m
+        if moves > max_moves:
+            return False
+    return True
+
+
+@njit(cache=True)
 def _before(a, b):
     """a sorts strictly before b: NaN after every number, as numpy sorts."""
     return a < b or (b != b and a == a)
@@ -63,21 +82,18 @@ def _before(a, b):
 
 @njit(cache=True)
 def stable_argsort_values(keys):
-    """``np.argsort(keys, kind="stable")`` (NaN last): insertion sort of runs of
-    ``_INSERTION_SORT_MAX`` keys, then bottom-up merges that take the left run's key on ties (two
-    runs already in order are copied)."""
+    """``np.argsort(keys, kind="stable")`` (NaN last). Nearly sorted keys (hit centres in time
+    order) are sorted by insertion while that moves fewer than ``_NEARLY_SORTED_MOVES`` keys per
+    key; otherwise insertion sort of runs of ``_INSERTION_SORT_MAX`` keys, then bottom-up merges
+    that take the left run's key on ties (two runs already in order are copied)."""
     n = len(keys)
     order = np.arange(n)
-    for lo in range(0, n, _INSERTION_SORT_MAX):
-        for j in range(lo + 1, min(lo + _INSERTION_SORT_MAX, n)):
-            k = order[j]
-            m = j - 1
-            while m >= lo and _before(keys[k], keys[order[m]]):
-                order[m + 1] = order[m]
-                m -= 1
-            order[m + 1] = k
-    if n <= _INSERTION_SORT_MAX:
+    if _insertion_sorted(keys, order, 0, n, n * _NEARLY_SORTED_MOVES if n > _INSERTION_SORT_MAX else n * n):
         return order
+    for i in range(n):
+        order[i] = i
+    for lo in range(0, n, _INSERTION_SORT_MAX):
+        _insertion_sorted(keys, order, lo, min(lo + _INSERTION_SORT_MAX, n), _INSERTION_SORT_MAX ** 2)
     source, target = order, np.empty(n, np.int64)
     width = _INSERTION_SORT_MAX
     while width < n:
